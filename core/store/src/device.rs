@@ -129,6 +129,8 @@ impl Store {
             ],
         )?;
         tx.commit()?;
+        // The lock is not re-entrant: let go before reading the row back.
+        drop(conn);
         self.device()
     }
 

@@ -1,0 +1,303 @@
+//! The command-line grammar (clap derive).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use stocksync_model::{Decimal, ProductStatus, ReasonCode, Uom};
+use stocksync_node::{DeviceRole, Synchronous};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "stocksync",
+    version,
+    about = "Offline-first inventory: a local node on SQLite that keeps working without a network"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Work with a node's local database (every command works offline).
+    Node(NodeArgs),
+    /// Run the demo: a short tour of a node working offline, checked end to end.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Print a JSON summary instead of the narrative.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the demo database at this path (default: a temporary file, removed afterwards).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's database file (created if missing).
+    #[arg(long, env = "STOCKSYNC_DB", global = true)]
+    pub db: Option<PathBuf>,
+    /// Machine-readable output: `{"data": …}` or `{"data": null, "error": {…}}` on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Commit durability: `full` (fsync every commit, survives power loss) or `normal`.
+    #[arg(long, global = true, default_value = "full", value_parser = parse_synchronous)]
+    pub synchronous: Synchronous,
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+fn parse_synchronous(s: &str) -> Result<Synchronous, String> {
+    s.parse()
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Make this database a device (once): mints its device id.
+    Init {
+        /// Organization id.
+        #[arg(long)]
+        org: String,
+        /// Branch id.
+        #[arg(long)]
+        branch: String,
+        /// A name staff recognise, e.g. "Scanner 3".
+        #[arg(long)]
+        name: String,
+        /// handheld, tablet or desktop.
+        #[arg(long, value_parser = parse_role)]
+        role: DeviceRole,
+    },
+    /// Locations: add, list.
+    #[command(subcommand)]
+    Location(LocationCommand),
+    /// Products: add, edit, find, list.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Goods in (+).
+    Receive {
+        #[command(flatten)]
+        at: ProductAt,
+        /// Quantity (> 0), in the product's unit.
+        #[arg(long)]
+        qty: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+        /// Purchase cost of one unit (with --currency).
+        #[arg(long)]
+        unit_cost: Option<Decimal>,
+        /// Currency of --unit-cost (ISO 4217, e.g. EUR).
+        #[arg(long)]
+        currency: Option<String>,
+        /// Delivery note or PO number.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Goods out (−); refused if this device's view cannot cover it.
+    Ship {
+        #[command(flatten)]
+        at: ProductAt,
+        /// Quantity (> 0).
+        #[arg(long)]
+        qty: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+        /// Order number.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Correct stock by ±N with a reason.
+    Adjust {
+        #[command(flatten)]
+        at: ProductAt,
+        /// Signed change, e.g. -2 or +3.
+        #[arg(long, allow_hyphen_values = true)]
+        qty: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+        /// DAMAGE, SHRINKAGE, FOUND, COUNT_CORRECTION or OTHER.
+        #[arg(long, value_parser = parse_reason)]
+        reason: ReasonCode,
+    },
+    /// Record a count: posts counted − what this device shows now.
+    Count {
+        #[command(flatten)]
+        at: ProductAt,
+        /// What was counted.
+        #[arg(long)]
+        counted: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+    },
+    /// Move stock between two locations (both legs or neither).
+    Transfer {
+        /// Product: barcode, SKU or id.
+        #[arg(long)]
+        sku: String,
+        /// From location: code or id.
+        #[arg(long)]
+        from: String,
+        /// To location: code or id.
+        #[arg(long)]
+        to: String,
+        /// Quantity (> 0).
+        #[arg(long)]
+        qty: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+    },
+    /// Promise stock to an order (≤ available).
+    Allocate {
+        #[command(flatten)]
+        at: ProductAt,
+        /// Quantity (> 0).
+        #[arg(long)]
+        qty: Decimal,
+        #[command(flatten)]
+        unit: UnitArg,
+    },
+    /// Give an allocation back.
+    Release {
+        /// The allocation id printed by `allocate`.
+        allocation_id: String,
+    },
+    /// Stock levels: on hand, available, allocated, pending, synced.
+    Stock {
+        /// Only this product (barcode, SKU or id).
+        #[arg(long)]
+        sku: Option<String>,
+        /// Only this location (code or id).
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// The movement ledger, newest first.
+    Ledger {
+        /// Only this product (barcode, SKU or id).
+        #[arg(long)]
+        sku: Option<String>,
+        /// At most this many legs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Ops waiting to be pushed (and their state).
+    Outbox,
+    /// Check the database: SQLite integrity and ledger = stock view = outbox.
+    Check,
+}
+
+#[derive(Args, Debug)]
+pub struct ProductAt {
+    /// Product: barcode, SKU or id.
+    #[arg(long)]
+    pub sku: String,
+    /// Location: code or id.
+    #[arg(long)]
+    pub location: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UnitArg {
+    /// Unit of the quantity (must be the product's; default: the product's).
+    #[arg(long, value_parser = parse_uom)]
+    pub uom: Option<Uom>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LocationCommand {
+    /// Add a location.
+    Add {
+        /// Short unique code, e.g. A-01.
+        #[arg(long)]
+        code: String,
+        /// Readable name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List locations.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProductCommand {
+    /// Add a product.
+    Add {
+        /// Unique SKU.
+        #[arg(long)]
+        sku: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Scannable barcode (unique).
+        #[arg(long)]
+        barcode: Option<String>,
+        /// Category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// EACH (whole numbers), KG, M or L.
+        #[arg(long, value_parser = parse_uom, default_value = "EACH")]
+        uom: Uom,
+        /// Selling price (with --currency).
+        #[arg(long)]
+        price: Option<Decimal>,
+        /// Currency of --price (ISO 4217, e.g. EUR).
+        #[arg(long)]
+        currency: Option<String>,
+    },
+    /// Edit a product's fields (one mergeable change).
+    Edit {
+        /// Product: barcode, SKU or id.
+        product: String,
+        /// New SKU.
+        #[arg(long)]
+        sku: Option<String>,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New barcode ("" clears it).
+        #[arg(long)]
+        barcode: Option<String>,
+        /// New category ("" clears it).
+        #[arg(long)]
+        category: Option<String>,
+        /// New description ("" clears it).
+        #[arg(long)]
+        description: Option<String>,
+        /// active, inactive or discontinued.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<ProductStatus>,
+        /// New price (currency: --currency, else the current price's).
+        #[arg(long)]
+        price: Option<Decimal>,
+        /// Currency of --price.
+        #[arg(long)]
+        currency: Option<String>,
+        /// Remove the price.
+        #[arg(long, conflicts_with_all = ["price", "currency"])]
+        clear_price: bool,
+    },
+    /// Find a product by barcode, SKU or id (the scan lookup).
+    Find {
+        /// What was scanned or typed.
+        code: String,
+    },
+    /// List products.
+    List,
+}
+
+fn parse_role(s: &str) -> Result<DeviceRole, String> {
+    s.parse()
+}
+fn parse_uom(s: &str) -> Result<Uom, String> {
+    s.parse()
+}
+fn parse_reason(s: &str) -> Result<ReasonCode, String> {
+    s.parse()
+}
+fn parse_status(s: &str) -> Result<ProductStatus, String> {
+    s.parse()
+}
