@@ -280,13 +280,13 @@ fn product(node: &SyncNode, cmd: ProductCommand, json: bool) -> Result<ExitCode,
                 format!(
                     "product {} updated\n{}",
                     p.sku,
-                    products_table(&[p.clone()])
+                    products_table(std::slice::from_ref(&p))
                 )
             })
         }
         ProductCommand::Find { code } => {
             let p = node.find_product(&code)?;
-            output::success(json, &p, || products_table(&[p.clone()]))
+            output::success(json, &p, || products_table(std::slice::from_ref(&p)))
         }
         ProductCommand::List => {
             let products = node.products()?;

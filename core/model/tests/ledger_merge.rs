@@ -4,10 +4,7 @@
 use proptest::prelude::*;
 use stocksync_model::{Decimal, Leg, LocationId, OpId, ProductId, StockBook};
 
-fn op_strategy(
-    products: Vec<ProductId>,
-    locations: Vec<LocationId>,
-) -> impl Strategy<Value = (OpId, Vec<Leg>)> {
+fn op_strategy(products: Vec<ProductId>, locations: Vec<LocationId>) -> impl Strategy<Value = Op> {
     // One or two legs (a transfer), deltas of ±10_000.0000 with four places.
     let leg = (
         0..products.len(),
@@ -29,7 +26,11 @@ fn op_strategy(
     })
 }
 
-fn scenario() -> impl Strategy<Value = (Vec<(OpId, Vec<Leg>)>, Vec<usize>, Vec<usize>)> {
+/// An op: its id and its legs.
+type Op = (OpId, Vec<Leg>);
+
+/// The ops, the indexes delivered a second time, and a shuffled delivery order.
+fn scenario() -> impl Strategy<Value = (Vec<Op>, Vec<usize>, Vec<usize>)> {
     let products: Vec<_> = (0..3).map(|_| ProductId::new()).collect();
     let locations: Vec<_> = (0..3).map(|_| LocationId::new()).collect();
     prop::collection::vec(op_strategy(products, locations), 1..40).prop_flat_map(|ops| {
