@@ -1,6 +1,6 @@
 //! Locations and products: add, edit, find, list. Each write also appends its op.
 
-use crate::codec::{PRODUCT_COLUMNS, location_from_row, product_from_row, time_text};
+use crate::codec::{PRODUCT_COLUMNS, location_from_row, now, product_from_row, time_text};
 use crate::device::append_op;
 use crate::{Store, StoreError};
 use base64::Engine;
@@ -32,7 +32,7 @@ impl Store {
             id: LocationId::new(),
             code: new.code.clone(),
             name: new.name.clone(),
-            created_at: Utc::now(),
+            created_at: now(),
         };
         tx.execute(
             "INSERT INTO locations (id, code, name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -91,7 +91,7 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let device = device_id(&tx)?;
-        let product = insert_product(&tx, &device, new, Utc::now())?;
+        let product = insert_product(&tx, &device, new, now())?;
         tx.commit()?;
         Ok(product)
     }
@@ -105,7 +105,7 @@ impl Store {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let device = device_id(&tx)?;
-        let now = Utc::now();
+        let now = now();
         let mut count = 0;
         for (i, new) in products.into_iter().enumerate() {
             insert_product(&tx, &device, new, now).map_err(|e| match e {
@@ -151,7 +151,7 @@ impl Store {
             drop(conn);
             return self.product(id);
         };
-        let now = Utc::now();
+        let now = now();
         write_fields(&tx, id, &after, &doc.save(), now)?;
         append_op(
             &tx,

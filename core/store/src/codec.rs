@@ -9,6 +9,13 @@ use stocksync_model::{
 use stocksync_protocol::ops::TransactionType;
 use stocksync_protocol::{AllocationBody, OpBody, ReleaseBody, TransactionBody, TransferBody};
 
+/// The current time at the precision it is stored with (milliseconds), so what a write returns
+/// equals what a later read gives.
+pub(crate) fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 /// RFC 3339 UTC with milliseconds, the form every stored time takes.
 pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

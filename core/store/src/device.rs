@@ -1,7 +1,7 @@
 //! The device identity (made once by `init`, kept for the life of the file) and the outbox
 //! append that every local change goes through.
 
-use crate::codec::{parse_col, parse_time, time_text};
+use crate::codec::{now, parse_col, parse_time, time_text};
 use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -115,7 +115,7 @@ impl Store {
             ));
         }
         let device_id = DeviceId::new();
-        let now = Utc::now();
+        let now = now();
         tx.execute(
             "INSERT INTO device (singleton, device_id, org_id, branch_id, name, role, created_at)
              VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",

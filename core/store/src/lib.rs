@@ -84,6 +84,14 @@ impl Store {
 
     fn setup(mut conn: Connection, options: &StoreOptions) -> Result<Store, StoreError> {
         conn.busy_timeout(options.busy_timeout)?;
+        // Refuse a file from a newer program before touching it (even the journal mode).
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
         // journal_mode answers with a row, so it is queried rather than executed.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if mode != "wal" && mode != "memory" {

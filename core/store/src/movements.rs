@@ -1,16 +1,15 @@
 //! Recording a stock movement: check, then ledger + stock view + outbox in one transaction.
 
-use crate::codec::{dec, movement_op, parse_col, time_text};
+use crate::codec::{dec, movement_op, now, parse_col, time_text};
 use crate::device::append_op;
 use crate::{Store, StoreError};
-use chrono::Utc;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use stocksync_model::rules::{self, RuleViolation};
 use stocksync_model::{
     AllocationId, Leg, LocationId, Movement, MovementKind, OpId, ProductId, Quantity, StockLevel,
-    Uom, plan,
+    Uom, ValidationErrors, plan,
 };
 
 /// What a recorded movement became.
@@ -60,7 +59,18 @@ impl Store {
         let legs = plan(movement, uom, |l| {
             levels.get(l).copied().unwrap_or_default()
         })?;
-        let now = Utc::now();
+        let now = now();
+        if let MovementKind::Allocation { allocation_id, .. } = &movement.kind {
+            let taken: bool = tx
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM allocations WHERE id = ?1)")?
+                .query_row([allocation_id.as_str()], |r| r.get(0))?;
+            if taken {
+                return Err(StoreError::Invalid(ValidationErrors::single(
+                    "allocation_id",
+                    "Is already used by another allocation",
+                )));
+            }
+        }
         if let MovementKind::Release {
             allocation_id,
             location_id,

@@ -472,15 +472,9 @@ fn init_device_once_only() {
     assert!(matches!(store.device(), Err(StoreError::NotInitialised)));
 }
 
-/// BUG (core/store/src/catalog.rs, `add_location` and `insert_product`): the returned
-/// `Location`/`Product` carries `Utc::now()` at full (nanosecond) precision, while the row stores
-/// `time_text(now)`, RFC 3339 with milliseconds. So what `add_*` returns differs from every
-/// later read of the same row (`location`, `product`, `products`, `find_product`), and
-/// `edit_product` can return an `updated_at` *earlier* than the one `add_product` returned within
-/// the same millisecond. Fix: truncate `now` to milliseconds before using it (or return the row
-/// read back). Run with `--ignored` to see it fail.
+/// What `add_*` returns is what every later read gives (times at the stored millisecond
+/// precision), and an edit never returns an `updated_at` before the one `add_product` returned.
 #[test]
-#[ignore = "BUG: add_location/add_product return nanosecond timestamps but store milliseconds (see doc comment)"]
 fn what_add_returns_is_what_is_stored() {
     let node = Node::fresh();
     let location = node.location("A-01");

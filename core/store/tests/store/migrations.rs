@@ -419,13 +419,9 @@ fn a_newer_schema_is_refused_and_its_data_left_alone() {
     assert_eq!(notes, ["unsent op", "another"]);
 }
 
-/// BUG (core/store/src/lib.rs, `Store::setup`): `PRAGMA journal_mode = WAL` runs before
-/// `migrations::migrate` checks the version, so refusing a newer file still writes to it: the
-/// header's file-format bytes 18-19 go from 1/1 (rollback journal) to 2/2 (WAL) and the file
-/// stays in WAL mode. The file is not left untouched. Fix: read `PRAGMA user_version` (a plain
-/// read) and refuse before switching the journal mode. Run with `--ignored` to see it fail.
+/// Refusing a file from a newer program leaves it byte for byte as it was: the version is read
+/// before anything (even the journal mode) is changed.
 #[test]
-#[ignore = "BUG: Store::open switches a too-new file to WAL before refusing it (see doc comment)"]
 fn a_newer_schema_is_refused_without_changing_a_byte() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("newer.db");

@@ -468,10 +468,12 @@ fn refused_movements_write_nothing() {
             Box::new(is_rule(ALLOCATION_OPEN)),
         ),
     ];
-    // An allocation id used again: refused, nothing written. (Today this surfaces as a raw
-    // `StoreError::Sqlite` UNIQUE violation rather than a rule or a field error.)
+    // An allocation id used again: refused as bad input naming the field, nothing written.
     refused_writes_nothing(&node, &allocation(p, a_id, &alloc, "1"), |r| {
-        assert!(r.is_err(), "{r:?}");
+        assert!(
+            matches!(&r, Err(StoreError::Invalid(e)) if e.0.contains_key("allocation_id")),
+            "{r:?}"
+        );
     });
     for (what, m, expect) in &cases {
         eprintln!("case: {what}");
