@@ -14,7 +14,7 @@
 //!   legs that cancel out, the others one (nothing half-written, nothing doubled);
 //! * the stock view equals the ledger's sums (no stock row without legs unless all zero, no
 //!   negative on hand), and the ledger's allocated equals the open allocations' total;
-//! * the outbox's `device_seq` runs 1..=max with no gap and `device.next_seq` is past it;
+//! * the outbox's `device_seq` runs 1..=max with no gap (the next op takes max + 1);
 //! * every location and product has its create op.
 //!
 //! At the end the node itself opens the original file and its `check()` must find nothing, and
@@ -710,25 +710,20 @@ impl Checker {
             },
         );
 
-        // The device's op counter: 1..=max with no gap, next_seq past it.
-        let (next_seq, min_seq, max_seq, ops): (Option<i64>, i64, i64, i64) = conn
+        // The device's op counter: 1..=max with no gap (the next op takes max + 1).
+        let (device_rows, min_seq, max_seq, ops): (i64, i64, i64, i64) = conn
             .query_row(
-                "SELECT (SELECT next_seq FROM n.device), coalesce(min(device_seq), 0),
+                "SELECT (SELECT count(*) FROM n.device), coalesce(min(device_seq), 0),
                         coalesce(max(device_seq), 0), count(*)
                  FROM n.outbox",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .expect("seq query");
-        match next_seq {
-            None if ops > 0 => problems.push(format!(
+        if device_rows == 0 && ops > 0 {
+            problems.push(format!(
                 "the device row is gone but the outbox holds {ops} ops"
-            )),
-            Some(next) if next <= max_seq => problems.push(format!(
-                "device.next_seq {next} is not past the outbox's max device_seq {max_seq}: the \
-                 next op would reuse a seq"
-            )),
-            _ => {}
+            ));
         }
         if ops > 0 && (min_seq != 1 || max_seq != ops) {
             let missing: Vec<i64> = rows(

@@ -1,6 +1,8 @@
 -- The device, its catalog, the stock ledger with its materialised view, and the outbox.
 -- Quantities and money are INTEGER counts of ten-thousandths (exact; see stocksync_model::Decimal).
 
+-- hlc_* keep the clock past remote timestamps it observed; local ticks resume from the newest
+-- outbox op, so a local write does not update this row.
 CREATE TABLE device (
     singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
     device_id   TEXT NOT NULL,
@@ -8,7 +10,6 @@ CREATE TABLE device (
     branch_id   TEXT NOT NULL,
     name        TEXT NOT NULL,
     role        TEXT NOT NULL CHECK (role IN ('handheld', 'tablet', 'desktop')),
-    next_seq    INTEGER NOT NULL DEFAULT 1,
     hlc_wall_ms INTEGER NOT NULL DEFAULT 0,
     hlc_counter INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT NOT NULL
@@ -70,6 +71,9 @@ CREATE TABLE stock (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX stock_by_location ON stock (location_id);
 
+-- device_seq is the rowid: the next op takes max + 1, so a local write dirties no counter row.
+-- No index on state: the ops still to push are found by walking device_seq upwards from the
+-- oldest unacked one, and every index here is one more page written per scan.
 CREATE TABLE outbox (
     device_seq  INTEGER PRIMARY KEY,
     op_id       TEXT NOT NULL UNIQUE,
@@ -83,4 +87,3 @@ CREATE TABLE outbox (
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 ) STRICT;
-CREATE INDEX outbox_by_state ON outbox (state, device_seq);

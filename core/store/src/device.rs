@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use stocksync_model::validation::ValidationErrors;
-use stocksync_model::{Clock, DeviceId, OpId};
+use stocksync_model::{Clock, DeviceId, HlcTimestamp, OpId};
 use stocksync_protocol::{OpBody, PushOp};
 
 /// What kind of device this is.
@@ -168,25 +168,36 @@ fn read_device(conn: &rusqlite::Connection) -> Result<Option<DeviceInfo>, StoreE
     .transpose()
 }
 
-/// Appends an op to the outbox inside `tx`: takes the next `device_seq`, ticks the hybrid
-/// logical clock and persists both, so seq and clock survive restarts with the op.
+/// Appends an op to the outbox inside `tx`: the next `device_seq` (max + 1) and the next tick of
+/// the hybrid logical clock, resumed from the newest op (or from what the device row kept of
+/// remote timestamps, if later). Both live in the op row itself, so they survive restarts with it
+/// and a local write dirties no counter row.
 pub(crate) fn append_op(
     tx: &Transaction<'_>,
     body: OpBody,
     now: DateTime<Utc>,
 ) -> Result<PushOp, StoreError> {
-    let (device_id, seq, wall, counter): (String, i64, i64, i64) = tx
-        .prepare_cached("SELECT device_id, next_seq, hlc_wall_ms, hlc_counter FROM device")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    let (device_id, wall, counter): (String, i64, i64) = tx
+        .prepare_cached("SELECT device_id, hlc_wall_ms, hlc_counter FROM device")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .ok_or(StoreError::NotInitialised)?;
-    let mut clock = Clock::resume(
-        device_id,
+    let last: Option<(i64, String)> = tx
+        .prepare_cached("SELECT device_seq, hlc FROM outbox ORDER BY device_seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut state = (
         u64::try_from(wall).unwrap_or(0),
         u32::try_from(counter).unwrap_or(0),
     );
+    let mut seq = 1;
+    if let Some((last_seq, last_hlc)) = last {
+        let last_hlc: HlcTimestamp = parse_col("op hlc", &last_hlc)?;
+        state = state.max((last_hlc.wall_ms, last_hlc.counter));
+        seq = last_seq + 1;
+    }
+    let mut clock = Clock::resume(device_id, state.0, state.1);
     let hlc = clock.now(u64::try_from(now.timestamp_millis()).unwrap_or(0));
-    let (wall, counter) = clock.state();
     let op = PushOp {
         op_id: OpId::new(),
         device_seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("device_seq".into()))?,
@@ -209,11 +220,5 @@ pub(crate) fn append_op(
         op.hlc.to_string(),
         op.occurred_at,
     ])?;
-    tx.prepare_cached("UPDATE device SET next_seq = ?1, hlc_wall_ms = ?2, hlc_counter = ?3")?
-        .execute(params![
-            seq + 1,
-            i64::try_from(wall).unwrap_or(i64::MAX),
-            counter
-        ])?;
     Ok(op)
 }

@@ -188,7 +188,10 @@ impl Node {
 
     /// The device's next `device_seq`, straight from the file.
     pub fn next_seq(&self) -> i64 {
-        scalar(&raw(&self.path), "SELECT next_seq FROM device")
+        scalar(
+            &raw(&self.path),
+            "SELECT coalesce(max(device_seq), 0) + 1 FROM outbox",
+        )
     }
 
     /// Asserts the store's own consistency check finds nothing.
