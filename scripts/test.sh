@@ -11,4 +11,13 @@ echo "== clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     END { printf "all: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
