@@ -49,13 +49,15 @@ pub fn failure(json: bool, e: &NodeError) -> ExitCode {
             })
         );
     } else {
-        eprintln!("error: {e}");
         if let NodeError::Invalid { details } = e {
+            eprintln!("error: invalid input");
             for (field, messages) in &details.0 {
                 for m in messages {
                     eprintln!("  {field}: {m}");
                 }
             }
+        } else {
+            eprintln!("error: {e}");
         }
         if matches!(e, NodeError::NotInitialised) {
             eprintln!(
