@@ -280,6 +280,12 @@ pub enum ProductCommand {
         #[arg(long, conflicts_with_all = ["price", "currency"])]
         clear_price: bool,
     },
+    /// Add many products from a JSON file, all or none: an array of
+    /// `{"sku", "name", "barcode"?, "category"?, "description"?, "uom"?, "price"?: {"amount", "currency"}}`.
+    Import {
+        /// The JSON file ("-" reads standard input).
+        file: PathBuf,
+    },
     /// Find a product by barcode, SKU or id (the scan lookup).
     Find {
         /// What was scanned or typed.

@@ -284,6 +284,13 @@ fn product(node: &SyncNode, cmd: ProductCommand, json: bool) -> Result<ExitCode,
                 )
             })
         }
+        ProductCommand::Import { file } => {
+            let products = read_products(&file)?;
+            let added = node.import_products(&products)?;
+            output::success(json, &json!({ "imported": added }), || {
+                format!("{added} products imported")
+            })
+        }
         ProductCommand::Find { code } => {
             let p = node.find_product(&code)?;
             output::success(json, &p, || products_table(std::slice::from_ref(&p)))
@@ -293,6 +300,21 @@ fn product(node: &SyncNode, cmd: ProductCommand, json: bool) -> Result<ExitCode,
             output::success(json, &products, || products_table(&products))
         }
     })
+}
+
+/// Reads a JSON array of products from a file or standard input (`-`).
+fn read_products(file: &std::path::Path) -> Result<Vec<NewProduct>, NodeError> {
+    let bad = |message: String| NodeError::Invalid {
+        details: ValidationErrors::single("file", message),
+    };
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| bad(format!("cannot read stdin: {e}")))?
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?
+    };
+    serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON array of products: {e}")))
 }
 
 /// An amount and a currency flag → money; the currency may come from `fallback`.

@@ -518,6 +518,63 @@ fn product_edit_records_one_mergeable_change() {
 }
 
 #[test]
+fn product_import_is_all_or_nothing() {
+    let node = Node::ready();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"[{"sku": "BOLT-8", "name": "Bolt M8", "barcode": "5901234123457"},
+            {"sku": "OIL-1", "name": "Oil", "uom": "L", "price": {"amount": "4.5", "currency": "EUR"}}]"#,
+    )
+    .unwrap();
+    assert_eq!(
+        node.ok(&["product", "import", good.to_str().unwrap()])["imported"],
+        2
+    );
+    assert_eq!(
+        node.ok(&["product", "find", "5901234123457"])["sku"],
+        "BOLT-8"
+    );
+    assert_eq!(
+        node.ok(&["product", "find", "OIL-1"])["price"]["amount"],
+        "4.5"
+    );
+
+    let before = node.outbox_len();
+    let clash = dir.path().join("clash.json");
+    std::fs::write(
+        &clash,
+        r#"[{"sku": "NEW-1", "name": "New"}, {"sku": "CABLE", "name": "Dup"}]"#,
+    )
+    .unwrap();
+    let out = node.run(&["product", "import", clash.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.json["error"]["details"].get("rows[1].sku").is_some(),
+        "{}",
+        out.json
+    );
+    assert_eq!(
+        node.run(&["product", "find", "NEW-1"]).code,
+        1,
+        "nothing of the batch was added"
+    );
+
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"[{"sku": "X", "name": "X", "price": 1.5}"#).unwrap();
+    let out = node.run(&["product", "import", broken.to_str().unwrap()]);
+    assert_eq!(
+        (out.code, out.json["error"]["code"].as_str()),
+        (2, Some("VALIDATION_FAILED"))
+    );
+    assert!(out.json["error"]["details"].get("file").is_some());
+    let missing = node.run(&["product", "import", "/nonexistent/products.json"]);
+    assert_eq!(missing.code, 2);
+    assert_eq!(node.outbox_len(), before);
+}
+
+#[test]
 fn before_init_and_init_twice_are_refused_clearly() {
     let node = Node::new();
     let out = node.run(&["receive", "--sku", "X", "--location", "A", "--qty", "1"]);
