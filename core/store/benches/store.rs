@@ -45,6 +45,15 @@ const DEFAULT_ITERS: usize = 2_000;
 /// The acceptance target for store p50 / raw p50.
 const TARGET_P50_RATIO: f64 = 1.5;
 
+/// The raw baseline's products table: the columns a scan and an import need, unique SKU and barcode.
+const RAW_PRODUCTS: &str = "CREATE TABLE products (
+    id         TEXT PRIMARY KEY,
+    sku        TEXT NOT NULL UNIQUE,
+    barcode    TEXT UNIQUE,
+    name       TEXT NOT NULL,
+    uom        TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;";
 fn main() -> BenchResult<()> {
     let iters = match std::env::var("BENCH_ITERS") {
         Ok(v) => v
@@ -190,16 +199,9 @@ impl RawSide {
         if mode != "wal" {
             return Err(format!("raw baseline: journal mode is {mode}, not wal").into());
         }
+        conn.execute_batch(RAW_PRODUCTS)?;
         conn.execute_batch(
             "PRAGMA synchronous = FULL;
-             CREATE TABLE products (
-                 id         TEXT PRIMARY KEY,
-                 sku        TEXT NOT NULL UNIQUE,
-                 barcode    TEXT UNIQUE,
-                 name       TEXT NOT NULL,
-                 uom        TEXT NOT NULL,
-                 created_at TEXT NOT NULL
-             ) STRICT;
              -- The same shape and indexes as the store's ledger, without its foreign keys.
              CREATE TABLE ledger (
                  seq             INTEGER PRIMARY KEY,
@@ -350,17 +352,8 @@ fn import(dir: &Path) -> BenchResult<ImportResult> {
 
     let mut conn = Connection::open(dir.join("import-raw.db"))?;
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL;
-         CREATE TABLE products (
-             id         TEXT PRIMARY KEY,
-             sku        TEXT NOT NULL UNIQUE,
-             barcode    TEXT UNIQUE,
-             name       TEXT NOT NULL,
-             uom        TEXT NOT NULL,
-             created_at TEXT NOT NULL
-         ) STRICT;",
-    )?;
+    conn.execute_batch("PRAGMA synchronous = FULL;")?;
+    conn.execute_batch(RAW_PRODUCTS)?;
     let t = Instant::now();
     raw_insert_products(&mut conn, &rows)?;
     let raw_time = t.elapsed();
