@@ -356,8 +356,8 @@ fn recorded(
     verb: &str,
 ) -> Result<ExitCode, NodeError> {
     let r: Recorded = node.record(movement)?;
-    let product = node.find_product(r.legs[0].product_id.as_str())?;
-    let rows = node.stock(Some(product.id.as_str()), None)?;
+    // Every movement has at least one leg, and every leg leaves a stock row for its product.
+    let rows = node.stock(Some(r.legs[0].product_id.as_str()), None)?;
     let data = json!({"recorded": r, "stock": rows});
     Ok(output::success(json, &data, || {
         let legs: Vec<String> = r
@@ -369,17 +369,19 @@ fn recorded(
                     .find(|s| s.location_id == l.location_id)
                     .map(|s| s.location_code.as_str())
                     .unwrap_or("?");
-                if l.allocated_delta.is_positive() || l.allocated_delta.is_negative() {
+                if l.allocated_delta != Decimal::ZERO {
                     format!("{} allocated at {code}", signed(l.allocated_delta))
                 } else {
                     format!("{} at {code}", signed(l.on_hand_delta))
                 }
             })
             .collect();
+        let (sku, uom) = rows
+            .first()
+            .map(|s| (s.sku.as_str(), s.uom.as_str()))
+            .unwrap_or_default();
         format!(
-            "{verb} {} {}: {} (op #{} {}, {})\n{}",
-            product.sku,
-            product.uom,
+            "{verb} {sku} {uom}: {} (op #{} {}, {})\n{}",
             legs.join(", "),
             r.device_seq,
             r.op_id,

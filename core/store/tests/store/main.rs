@@ -57,6 +57,17 @@ pub fn raw(path: &Path) -> Connection {
     Connection::open(path).unwrap()
 }
 
+/// Every op's hybrid logical timestamp, in `device_seq` order, straight from the file.
+pub fn outbox_hlcs(path: &Path) -> Vec<stocksync_model::HlcTimestamp> {
+    raw(path)
+        .prepare("SELECT hlc FROM outbox ORDER BY device_seq")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|h| h.unwrap().parse().unwrap())
+        .collect()
+}
+
 /// One integer from a query.
 pub fn scalar(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()

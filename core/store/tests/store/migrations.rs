@@ -1,7 +1,7 @@
 //! Append-only migrations: old files upgrade to exactly the schema a fresh file gets, with their
 //! data; newer files are refused untouched; re-opening changes nothing.
 
-use crate::{Node, d, fresh_schema, open, q, raw, scalar, schema, shipment};
+use crate::{Node, d, fresh_schema, open, outbox_hlcs, q, raw, scalar, schema, shipment};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
@@ -303,13 +303,7 @@ fn version_1_fixture_upgrades_to_the_fresh_schema_and_keeps_its_data() {
     let seqs: Vec<u64> = outbox.iter().map(|o| o.device_seq).collect();
     assert_eq!(seqs, (1..=FIXTURE_OPS + 2).collect::<Vec<_>>());
     // The clock carried on from the fixture's state, so hlc order is push order.
-    let hlcs: Vec<stocksync_model::HlcTimestamp> = raw(&path)
-        .prepare("SELECT hlc FROM outbox ORDER BY device_seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|h| h.unwrap().parse().unwrap())
-        .collect();
+    let hlcs = outbox_hlcs(&path);
     assert!(hlcs.windows(2).all(|w| w[0] < w[1]), "{hlcs:?}");
     assert_eq!(store.check().unwrap(), Vec::<String>::new());
 }

@@ -1,6 +1,6 @@
 //! `Store::record_movement`: ledger + stock view + outbox in one transaction, or nothing.
 
-use crate::{Node, d, invalid_fields, open, q, raw, receipt, rule, scalar, shipment};
+use crate::{Node, d, invalid_fields, open, outbox_hlcs, q, raw, receipt, rule, scalar, shipment};
 use std::sync::Barrier;
 use stocksync_model::rules::{
     ALLOCATION_OPEN, ALLOCATION_WITHIN_AVAILABLE, NO_NEGATIVE_INVENTORY, UOM_MUST_MATCH,
@@ -536,14 +536,7 @@ fn device_seq_is_contiguous_across_kinds_and_hlc_increases() {
     assert_eq!(outbox[7].kind, "location_create");
     assert_eq!(node.next_seq(), outbox.len() as i64 + 1);
 
-    let conn = raw(&node.path);
-    let hlcs: Vec<stocksync_model::HlcTimestamp> = conn
-        .prepare("SELECT hlc FROM outbox ORDER BY device_seq")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|h| h.unwrap().parse().unwrap())
-        .collect();
+    let hlcs = outbox_hlcs(&node.path);
     assert!(hlcs.windows(2).all(|w| w[0] < w[1]), "{hlcs:?}");
     assert!(
         hlcs.iter()
