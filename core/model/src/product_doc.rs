@@ -265,19 +265,48 @@ impl ProductDoc {
         })
     }
 
+    /// Every concurrent value of one field (`None` = cleared); one value when not in conflict.
+    pub fn field_values(&self, field: &str) -> Result<Vec<Option<String>>, DocError> {
+        let key = field_key(field)?;
+        Ok(self
+            .doc
+            .get_all(ROOT, key)?
+            .iter()
+            .map(|(v, _)| as_text(v))
+            .collect())
+    }
+
+    /// Settles a field to `value` (`None` clears an optional field) as one change by `device`,
+    /// superseding every concurrent value. Returns the change.
+    pub fn settle(
+        &mut self,
+        device: &DeviceId,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<ProductChange, DocError> {
+        let key = field_key(field)?;
+        self.doc.set_actor(actor_of(device));
+        match value {
+            Some(v) => self.doc.put(ROOT, key, v)?,
+            None => self.doc.delete(ROOT, key)?,
+        }
+        self.doc.commit();
+        // The settled value must still read as a valid product (e.g. a price that parses).
+        self.fields()?;
+        let change = self.doc.get_last_local_change().ok_or(DocError::Field {
+            field: key,
+            message: "the settlement left no change".into(),
+        })?;
+        Ok(ProductChange {
+            fields: vec![key.to_owned()],
+            changes: change.raw_bytes().to_vec(),
+        })
+    }
+
     /// Fields edited concurrently and not yet settled.
     pub fn conflicts(&self) -> Result<Vec<FieldConflict>, DocError> {
         let mut out = Vec::new();
-        for key in [
-            "sku",
-            "barcode",
-            "name",
-            "description",
-            "category",
-            "status",
-            "uom",
-            "price",
-        ] {
+        for key in FIELDS {
             let values = self.doc.get_all(ROOT, key)?;
             if values.len() > 1 {
                 out.push(FieldConflict {
@@ -293,6 +322,28 @@ impl ProductDoc {
     fn text(&self, key: &'static str) -> Result<Option<String>, DocError> {
         Ok(self.doc.get(ROOT, key)?.and_then(|(v, _)| as_text(&v)))
     }
+}
+
+/// The fields a product document holds.
+pub const FIELDS: [&str; 8] = [
+    "sku",
+    "barcode",
+    "name",
+    "description",
+    "category",
+    "status",
+    "uom",
+    "price",
+];
+
+fn field_key(field: &str) -> Result<&'static str, DocError> {
+    FIELDS
+        .into_iter()
+        .find(|f| *f == field)
+        .ok_or(DocError::Field {
+            field: "field",
+            message: format!("`{field}` is not a product field"),
+        })
 }
 
 fn as_text(value: &Value<'_>) -> Option<String> {

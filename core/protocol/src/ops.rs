@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use stocksync_model::{
-    AllocationId, HlcTimestamp, LocationId, Money, OpId, ProductId, Quantity, ReasonCode,
+    AllocationId, ConflictId, HlcTimestamp, LocationId, Money, OpId, ProductId, Quantity, ReasonCode,
     TransactionId, TransferId, Uom,
 };
 
@@ -82,6 +82,8 @@ pub enum OpBody {
     ProductChange(ProductChangeBody),
     /// See [`LocationCreateBody`].
     LocationCreate(LocationCreateBody),
+    /// See [`ConflictResolutionBody`].
+    ConflictResolution(ConflictResolutionBody),
 }
 
 impl OpBody {
@@ -95,6 +97,7 @@ impl OpBody {
             OpBody::ProductCreate(_) => OpKind::ProductCreate,
             OpBody::ProductChange(_) => OpKind::ProductChange,
             OpBody::LocationCreate(_) => OpKind::LocationCreate,
+            OpBody::ConflictResolution(_) => OpKind::ConflictResolution,
         }
     }
 }
@@ -217,6 +220,31 @@ pub struct LocationCreateBody {
     pub code: String,
     /// Readable name.
     pub name: String,
+}
+
+/// How a conflict is settled (the body of `conflict_resolution` ops and of
+/// `POST /v1/conflicts/{id}/resolve`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictResolutionBody {
+    /// Which conflict.
+    pub conflict_id: ConflictId,
+    /// `use_value` (a field conflict: `value` becomes the field's value) or `dismiss`
+    /// (acknowledged; nothing changes).
+    pub resolution: Resolution,
+    /// The chosen value, for `use_value`; `null` clears an optional field.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// The ways to settle a conflict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// The field takes the given value.
+    UseValue,
+    /// Acknowledged; nothing changes.
+    Dismiss,
 }
 
 #[cfg(test)]

@@ -1,0 +1,194 @@
+//! Layers every request passes: the request context (id, log line, metrics) and, on the
+//! protected routes, authentication with tenancy checks and rate limiting.
+
+use crate::auth::{Caller, jwt};
+use crate::envelope::{REQUEST_ID, new_request_id};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+use stocksync_protocol::{ErrorCode, headers as h};
+use tracing::Instrument;
+
+/// Gives the request an id (the caller's `X-Request-ID` when it is sane), logs it, counts it,
+/// and echoes the id on the response.
+pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(h::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(status, ms = started.elapsed().as_secs_f64() * 1000.0, "answered");
+    });
+    state.metrics.request(&route, &method, status);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(h::REQUEST_ID, v);
+    }
+    response
+}
+
+/// Authenticates, checks the tenancy headers and the rate limit, and hands the [`Caller`] to
+/// the handler through the request's extensions.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = match identify(&state, req.headers(), req.uri().path()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
+    let decision = state.limiter.check(&caller.credential_id, now);
+    let mut response = if decision.allowed {
+        req.extensions_mut().insert(caller);
+        next.run(req).await
+    } else {
+        let mut e = ApiError::new(
+            ErrorCode::RateLimitExceeded,
+            format!(
+                "Too many requests: {} per {} s; try again in {} s",
+                decision.limit,
+                state.config.rate_window.as_secs(),
+                decision.retry_after_secs
+            ),
+        )
+        .with_details(serde_json::json!({
+            "limit": decision.limit,
+            "window": format!("{}s", state.config.rate_window.as_secs()),
+            "retry_after": decision.retry_after_secs,
+        }));
+        e.retry_after = Some(decision.retry_after_secs);
+        e.into_response()
+    };
+    if decision.limit > 0 {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_unix));
+    }
+    response
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::field(name, "Is not valid header text")),
+    }
+}
+
+fn identify(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Caller, ApiError> {
+    let directory = state.directory.read().unwrap_or_else(|p| p.into_inner());
+    let bearer = header(headers, "authorization").map_err(|_| bad_credential())?;
+    let api_key = header(headers, h::API_KEY).map_err(|_| bad_credential())?;
+    let mut caller = if let Some(auth) = bearer {
+        let token = match auth.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(ApiError::unauthenticated(
+                    "The Authorization header must be `Bearer <token>`",
+                ));
+            }
+        };
+        let claims = jwt::verify(&state.secrets.jwt, token, crate::clock::now_unix()).map_err(
+            |e| match e {
+                jwt::JwtError::Expired => ApiError::new(
+                    ErrorCode::TokenExpired,
+                    "The access token expired; refresh it at POST /v1/oauth/token",
+                ),
+                other => ApiError::unauthenticated(format!("Invalid access token: {other}")),
+            },
+        )?;
+        if directory.revoked_families.contains(&claims.fam) {
+            return Err(ApiError::unauthenticated(
+                "This device's tokens were revoked; enroll it again",
+            ));
+        }
+        Caller {
+            org: claims.org,
+            branches: Some(vec![claims.branch]),
+            device_id: Some(claims.sub.clone()),
+            scopes: claims.permissions,
+            credential_id: claims.sub,
+        }
+    } else if let Some(key) = api_key {
+        let record = directory
+            .api_keys
+            .get(&crate::auth::secret::hash_secret(key))
+            .ok_or_else(|| ApiError::unauthenticated("Unknown API key"))?;
+        Caller {
+            org: record.org_id.clone(),
+            branches: record.branch_id.clone().map(|b| vec![b]),
+            device_id: None,
+            scopes: record.scopes.clone(),
+            credential_id: record.id.clone(),
+        }
+    } else {
+        return Err(ApiError::unauthenticated(
+            "No credential: send `Authorization: Bearer <token>` or `X-API-Key`",
+        ));
+    };
+    let branches = directory
+        .branches
+        .get(&caller.org)
+        .ok_or_else(bad_credential)?;
+
+    match header(headers, h::ORGANIZATION_ID)? {
+        None | Some("") => {
+            return Err(ApiError::field(h::ORGANIZATION_ID, "Is required"));
+        }
+        Some(org) if org != caller.org => {
+            return Err(ApiError::denied(
+                "X-Organization-ID does not match the credential's organization",
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(device) = &caller.device_id {
+        match header(headers, h::MOBILE_DEVICE_ID)? {
+            Some(d) if d != device => {
+                return Err(ApiError::denied(
+                    "X-Mobile-Device-Id does not match the token's device",
+                ));
+            }
+            None if path.starts_with("/v1/sync/") || path == "/v1/ws" => {
+                return Err(ApiError::field(h::MOBILE_DEVICE_ID, "Is required with a device token"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(branch) = header(headers, h::BRANCH_ID)? {
+        if !branches.contains(branch) || !caller.in_branch(branch) {
+            return Err(ApiError::denied(
+                "X-Branch-ID names a branch outside this credential's",
+            ));
+        }
+        caller.branches = Some(vec![branch.to_owned()]);
+    }
+    Ok(caller)
+}
+
+fn bad_credential() -> ApiError {
+    ApiError::unauthenticated("Invalid credential")
+}

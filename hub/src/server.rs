@@ -1,0 +1,265 @@
+//! Starting and stopping a hub: open the data dir, apply the bootstrap, bind, serve until told
+//! to stop, then let in-flight requests finish.
+
+use crate::auth::Directory;
+use crate::auth::secret::{self, hash_secret};
+use crate::config::{
+    ApiKeyConfig, Bootstrap, BranchConfig, DevCredentials, EnrollmentKeyConfig, HubConfig,
+    OrgConfig, all_scopes, device_scopes,
+};
+use crate::events::BUS_CAPACITY;
+use crate::ratelimit::RateLimiter;
+use crate::state::{AppState, Inner};
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{
+    ApiKeyRecord, BranchRecord, EnrollmentKeyRecord, OrgRecord, Storage, StorageError,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use stocksync_model::Clock;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why a hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The data dir, the secret or the socket.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The database.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// A bad bootstrap file.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A running hub.
+pub struct Hub {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Hub {
+    /// Opens the data dir, applies `bootstrap`, binds `bind` and starts serving.
+    pub async fn start(config: HubConfig, bootstrap: &Bootstrap, bind: &str) -> Result<Hub, HubError> {
+        let (stop, stopped) = watch::channel(false);
+        let state = open_state(config, bootstrap, stopped.clone())?;
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
+        let app = crate::routes::router(state.clone());
+        let mut signal = stopped;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = signal.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        spawn_housekeeping(state.clone());
+        tracing::info!(%addr, "hub listening");
+        Ok(Hub {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The shared state (for benches and tests in this crate's family).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting, closes WebSockets, waits for in-flight requests.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Serves until Ctrl-C (or SIGTERM), then shuts down gracefully.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await?;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Opens storage and builds the shared state.
+pub fn open_state(
+    config: HubConfig,
+    bootstrap: &Bootstrap,
+    shutdown: watch::Receiver<bool>,
+) -> Result<AppState, HubError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secrets = secret::load_or_create(&config.data_dir)?;
+    let storage = SqliteStorage::open(&config.data_dir.join("hub.db"))?;
+    apply_bootstrap(&storage, bootstrap)?;
+    let directory = Directory::load(&*storage.read()?)?;
+    let (bus, _) = tokio::sync::broadcast::channel(BUS_CAPACITY);
+    let limiter = RateLimiter::new(config.rate_limit, config.rate_window);
+    Ok(AppState(Arc::new(Inner {
+        limiter,
+        config,
+        storage: Arc::new(storage),
+        secrets,
+        directory: RwLock::new(directory),
+        metrics: Default::default(),
+        bus,
+        clock: Mutex::new(Clock::resume("hub", 0, 0)),
+        shutdown,
+        publish: Mutex::new(()),
+    })))
+}
+
+fn apply_bootstrap(storage: &dyn Storage, b: &Bootstrap) -> Result<(), HubError> {
+    let mut tx = storage.write()?;
+    for org in &b.organizations {
+        if !org.id.starts_with("org_") {
+            return Err(HubError::Config(format!("organization id `{}` must start with org_", org.id)));
+        }
+        tx.ensure_org(&OrgRecord {
+            id: org.id.clone(),
+            name: org.name.clone(),
+        })?;
+        for br in &org.branches {
+            tx.ensure_branch(&BranchRecord {
+                org_id: org.id.clone(),
+                id: br.id.clone(),
+                name: br.name.clone(),
+            })?;
+        }
+        let has_branch = |id: &str| org.branches.iter().any(|b| b.id == id);
+        for k in &org.api_keys {
+            if k.branch_id.as_deref().is_some_and(|b| !has_branch(b)) {
+                return Err(HubError::Config(format!("API key `{}` names an unknown branch", k.name)));
+            }
+            tx.ensure_api_key(&ApiKeyRecord {
+                key_hash: hash_secret(&k.key),
+                id: format!("key_{}", &hash_secret(&k.key)[..16]),
+                org_id: org.id.clone(),
+                branch_id: k.branch_id.clone(),
+                name: k.name.clone(),
+                scopes: k.scopes.clone(),
+            })?;
+        }
+        for k in &org.enrollment_keys {
+            if !has_branch(&k.branch_id) {
+                return Err(HubError::Config("an enrollment key names an unknown branch".into()));
+            }
+            tx.ensure_enrollment_key(&EnrollmentKeyRecord {
+                key_hash: hash_secret(&k.key),
+                org_id: org.id.clone(),
+                branch_id: k.branch_id.clone(),
+                scopes: k.scopes.clone(),
+            })?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Reads a bootstrap file (JSON, see `docs/hub.md`).
+pub fn read_bootstrap(path: &Path) -> Result<Bootstrap, HubError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| HubError::Config(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| HubError::Config(format!("{}: {e}", path.display())))
+}
+
+/// The demo organization of `--dev`: keys reused from an earlier `dev-credentials.json` in the
+/// data dir, else made up now.
+pub fn dev_bootstrap(data_dir: &Path) -> (Bootstrap, DevCredentials) {
+    let earlier: Option<DevCredentials> = std::fs::read(data_dir.join(DEV_CREDENTIALS))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let creds = earlier.unwrap_or_else(|| DevCredentials {
+        organization_id: "org_demo".into(),
+        branch_id: "br_main".into(),
+        api_key: secret::random_token("ssk_", 24),
+        enrollment_key: secret::random_token("enr_", 24),
+        base_url: String::new(),
+    });
+    let bootstrap = Bootstrap {
+        organizations: vec![OrgConfig {
+            id: creds.organization_id.clone(),
+            name: "Demo Organization".into(),
+            branches: vec![BranchConfig {
+                id: creds.branch_id.clone(),
+                name: "Main warehouse".into(),
+            }],
+            api_keys: vec![ApiKeyConfig {
+                name: "dev".into(),
+                key: creds.api_key.clone(),
+                scopes: all_scopes(),
+                branch_id: None,
+            }],
+            enrollment_keys: vec![EnrollmentKeyConfig {
+                key: creds.enrollment_key.clone(),
+                branch_id: creds.branch_id.clone(),
+                scopes: device_scopes(),
+            }],
+        }],
+    };
+    (bootstrap, creds)
+}
+
+/// File name of the dev credentials in the data dir.
+pub const DEV_CREDENTIALS: &str = "dev-credentials.json";
+
+/// Writes `dev-credentials.json` (mode 0600: it holds keys).
+pub fn write_dev_credentials(data_dir: &Path, creds: &DevCredentials) -> std::io::Result<()> {
+    let path = data_dir.join(DEV_CREDENTIALS);
+    let text = serde_json::to_string_pretty(creds).map_err(std::io::Error::other)?;
+    std::fs::write(&path, text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Forgets idempotency keys past their time, once an hour.
+fn spawn_housekeeping(state: AppState) {
+    let mut stopped = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            let ttl = chrono::Duration::from_std(state.config.idempotency_ttl)
+                .unwrap_or(chrono::Duration::days(2));
+            let before = (chrono::Utc::now() - ttl)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let purged = state
+                .write("", move |ctx| ctx.tx.purge_idempotency(&before).map_err(Into::into))
+                .await;
+            if let Err(e) = purged {
+                tracing::warn!(error = %e, "idempotency purge failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,443 @@
+//! Products and locations: create, edit (automerge changes with field policies), delete.
+
+use super::conflicts;
+use super::feed::{self, Change, Tags};
+use crate::error::ApiError;
+use crate::state::Ctx;
+use crate::storage::{LocationRow, ProductRow};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use stocksync_model::product_doc::{FieldPolicy, ProductDoc, ProductFields};
+use stocksync_model::{
+    DeviceId, HlcTimestamp, LocationId, NewLocation, NewProduct, ProductId, ProductPatch,
+    ValidationErrors,
+};
+use stocksync_protocol::Entity;
+use stocksync_protocol::ws::{CHANNEL_PRODUCTS};
+
+/// The actor of the hub's own edits (REST edits, settlements).
+pub fn hub_device() -> DeviceId {
+    DeviceId::parse("dev_hub").unwrap_or_else(|_| DeviceId::new())
+}
+
+/// `POST /v1/products`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    /// A client-chosen id (`prod_…`); minted when absent.
+    #[serde(default)]
+    pub id: Option<ProductId>,
+    /// The fields.
+    #[serde(flatten)]
+    pub product: NewProduct,
+}
+
+/// `POST /v1/inventory/locations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLocation {
+    /// A client-chosen id (`loc_…`); minted when absent.
+    #[serde(default)]
+    pub id: Option<LocationId>,
+    /// Short unique code.
+    pub code: String,
+    /// Readable name.
+    pub name: String,
+    /// Its branch (default: the caller's only branch).
+    #[serde(default)]
+    pub branch_id: Option<String>,
+}
+
+/// The Product resource.
+pub fn product_resource(
+    id: &str,
+    f: &ProductFields,
+    version: u64,
+    created_at: &str,
+    updated_at: &str,
+) -> Value {
+    json!({
+        "id": id, "sku": f.sku, "barcode": f.barcode, "name": f.name,
+        "description": f.description, "category": f.category, "status": f.status,
+        "uom": f.uom, "price": f.price, "version": version,
+        "created_at": created_at, "updated_at": updated_at,
+    })
+}
+
+/// A product's live row, or 404.
+pub fn live_product(ctx: &Ctx<'_>, id: &str) -> Result<ProductRow, ApiError> {
+    ctx.tx
+        .product(&ctx.org, id)?
+        .filter(|p| !p.deleted)
+        .ok_or_else(|| ApiError::not_found("product", id))
+}
+
+fn check_unique(ctx: &Ctx<'_>, id: &str, f: &ProductFields) -> Result<(), ApiError> {
+    let mut errors = ValidationErrors::new();
+    if let Some(other) = ctx.tx.product_by_code(&ctx.org, "sku", &f.sku)? {
+        if other.id != id {
+            errors.add("sku", format!("Is already used by {}", other.id));
+        }
+    }
+    if let Some(barcode) = &f.barcode {
+        if let Some(other) = ctx.tx.product_by_code(&ctx.org, "barcode", barcode)? {
+            if other.id != id {
+                errors.add("barcode", format!("Is already used by {}", other.id));
+            }
+        }
+    }
+    errors.into_result().map_err(ApiError::validation)
+}
+
+fn doc_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::field("doc", e.to_string())
+}
+
+/// Stores a product state, records the change and queues its `product.update` frame.
+fn save_product(
+    ctx: &mut Ctx<'_>,
+    row: ProductRow,
+    changed_fields: &[String],
+    created: bool,
+) -> Result<u64, ApiError> {
+    ctx.tx.put_product(&ctx.org.clone(), &row)?;
+    let category = row.resource.get("category").and_then(Value::as_str).map(str::to_owned);
+    let seq = feed::record(
+        ctx,
+        Change {
+            entity: Entity::Product,
+            id: &row.id,
+            branch_id: None,
+            deleted: row.deleted,
+            version: row.version,
+            data: row.resource.clone(),
+        },
+    )?;
+    let kind = if row.deleted { "product.deleted" } else { "product.update" };
+    feed::publish(
+        ctx,
+        CHANNEL_PRODUCTS,
+        kind,
+        seq,
+        json!({
+            "product_id": row.id, "version": row.version, "changed_fields": changed_fields,
+            "created": created, "product": row.resource,
+        }),
+        Tags {
+            product_id: Some(&row.id),
+            category: category.as_deref(),
+            ..Tags::default()
+        },
+    );
+    Ok(seq)
+}
+
+/// Creates a product from REST.
+pub fn create(ctx: &mut Ctx<'_>, req: &CreateProduct) -> Result<Value, ApiError> {
+    req.product.validate()?;
+    let id = req.id.clone().unwrap_or_else(ProductId::new);
+    if ctx.tx.product(&ctx.org, id.as_str())?.is_some() {
+        return Err(ApiError::field("id", "Is already used"));
+    }
+    let fields = ProductFields::from(&req.product);
+    let mut doc = ProductDoc::create(&hub_device(), &fields).map_err(doc_error)?;
+    let hlc = hub_now(ctx);
+    insert_new(ctx, id.as_str(), &fields, doc.save(), &hlc)
+}
+
+fn hub_now(ctx: &Ctx<'_>) -> HlcTimestamp {
+    ctx.clock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .now(crate::clock::now_millis())
+}
+
+fn insert_new(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    fields: &ProductFields,
+    doc: Vec<u8>,
+    hlc: &HlcTimestamp,
+) -> Result<Value, ApiError> {
+    check_unique(ctx, id, fields)?;
+    let hlcs: Map<String, Value> = stocksync_model::product_doc::FIELDS
+        .iter()
+        .map(|f| ((*f).to_owned(), Value::String(hlc.to_string())))
+        .collect();
+    let now = ctx.now.clone();
+    let row = ProductRow {
+        id: id.to_owned(),
+        resource: product_resource(id, fields, 1, &now, &now),
+        doc,
+        field_hlcs: Value::Object(hlcs),
+        version: 1,
+        deleted: false,
+    };
+    let resource = row.resource.clone();
+    save_product(ctx, row, &[], true)?;
+    Ok(resource)
+}
+
+/// Checks `If-Match` against the current version.
+pub fn check_if_match(current: u64, if_match: Option<&str>) -> Result<(), ApiError> {
+    let Some(raw) = if_match else { return Ok(()) };
+    let text = raw.trim().trim_start_matches("W/").trim_matches('"');
+    let provided = text
+        .strip_prefix("version-")
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| ApiError::field("If-Match", "Must be \"version-N\""))?;
+    if provided == current {
+        Ok(())
+    } else {
+        Err(ApiError::version_mismatch(current, &format!("version-{provided}")))
+    }
+}
+
+/// Edits a product from REST (the hub's own change; no field conflict can arise).
+pub fn update(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    if_match: Option<&str>,
+    patch: &ProductPatch,
+) -> Result<Value, ApiError> {
+    patch.validate()?;
+    let mut row = live_product(ctx, id)?;
+    check_if_match(row.version, if_match)?;
+    let mut doc = ProductDoc::load(&row.doc).map_err(ApiError::internal)?;
+    let Some(change) = doc.edit(&hub_device(), patch).map_err(doc_error)? else {
+        return Ok(row.resource);
+    };
+    let fields = doc.fields().map_err(doc_error)?;
+    check_unique(ctx, id, &fields)?;
+    let hlc = hub_now(ctx).to_string();
+    for f in &change.fields {
+        row.field_hlcs[f.as_str()] = Value::String(hlc.clone());
+    }
+    bump(ctx, row, doc, &fields, &change.fields)
+}
+
+fn bump(
+    ctx: &mut Ctx<'_>,
+    mut row: ProductRow,
+    mut doc: ProductDoc,
+    fields: &ProductFields,
+    changed: &[String],
+) -> Result<Value, ApiError> {
+    let created_at = row.resource["created_at"].as_str().unwrap_or_default().to_owned();
+    row.version += 1;
+    row.doc = doc.save();
+    row.resource = product_resource(&row.id, fields, row.version, &created_at, &ctx.now);
+    let resource = row.resource.clone();
+    save_product(ctx, row, changed, false)?;
+    Ok(resource)
+}
+
+/// Soft-deletes a product (a tombstone in the feed).
+pub fn delete(ctx: &mut Ctx<'_>, id: &str, if_match: Option<&str>) -> Result<Value, ApiError> {
+    let mut row = live_product(ctx, id)?;
+    check_if_match(row.version, if_match)?;
+    row.version += 1;
+    row.deleted = true;
+    row.resource["version"] = json!(row.version);
+    row.resource["updated_at"] = json!(ctx.now);
+    let version = row.version;
+    save_product(ctx, row, &[], false)?;
+    Ok(json!({ "id": id, "deleted": true, "version": version }))
+}
+
+/// A pushed `product_create`: the device's whole document becomes the hub's.
+pub fn create_from_op(
+    ctx: &mut Ctx<'_>,
+    id: &ProductId,
+    doc_b64: &str,
+    hlc: &HlcTimestamp,
+) -> Result<Value, ApiError> {
+    if ctx.tx.product(&ctx.org, id.as_str())?.is_some() {
+        return Err(ApiError::field("product_id", "Is already used"));
+    }
+    let bytes = B64
+        .decode(doc_b64)
+        .map_err(|e| ApiError::field("doc", format!("Not base64: {e}")))?;
+    let mut doc = ProductDoc::load(&bytes).map_err(doc_error)?;
+    let fields = doc.fields().map_err(doc_error)?;
+    let as_new = NewProduct {
+        sku: fields.sku.clone(),
+        name: fields.name.clone(),
+        barcode: fields.barcode.clone(),
+        description: fields.description.clone(),
+        category: fields.category.clone(),
+        uom: fields.uom,
+        price: fields.price,
+    };
+    as_new.validate()?;
+    insert_new(ctx, id.as_str(), &fields, doc.save(), hlc)
+}
+
+/// What a pushed `product_change` came to.
+pub struct Merged {
+    /// The product after.
+    pub resource: Value,
+    /// Its version after.
+    pub version: u64,
+    /// A manual-policy clash went to the queue.
+    pub conflict_id: Option<String>,
+}
+
+/// A pushed `product_change`: merges the device's change into the hub's document, settles
+/// same-field clashes by policy (last-write-wins by HLC, or a manual conflict record), bumps the
+/// version.
+pub fn change_from_op(
+    ctx: &mut Ctx<'_>,
+    id: &ProductId,
+    changes_b64: &str,
+    hlc: &HlcTimestamp,
+    op_id: &str,
+    device_id: &str,
+) -> Result<Merged, ApiError> {
+    let mut row = live_product(ctx, id.as_str())?;
+    let bytes = B64
+        .decode(changes_b64)
+        .map_err(|e| ApiError::field("changes", format!("Not base64: {e}")))?;
+    let mut doc = ProductDoc::load(&row.doc).map_err(ApiError::internal)?;
+    let before: Vec<(String, Vec<Option<String>>)> = stocksync_model::product_doc::FIELDS
+        .iter()
+        .map(|f| Ok(((*f).to_owned(), doc.field_values(f).map_err(doc_error)?)))
+        .collect::<Result<_, ApiError>>()?;
+    doc.apply_changes(&bytes).map_err(|e| ApiError::field("changes", e.to_string()))?;
+    let mut changed = Vec::new();
+    let mut conflict_id = None;
+    let device = hub_device();
+    for (field, old_values) in before {
+        let values = doc.field_values(&field).map_err(doc_error)?;
+        if values == old_values {
+            continue;
+        }
+        changed.push(field.clone());
+        let stored_hlc = row.field_hlcs[field.as_str()]
+            .as_str()
+            .and_then(|h| h.parse::<HlcTimestamp>().ok());
+        if values.len() > 1 {
+            // A clash: the values this change brought are those that were not there before.
+            let incoming: Vec<Option<String>> = values
+                .iter()
+                .filter(|v| !old_values.contains(v))
+                .cloned()
+                .collect();
+            let distinct: std::collections::BTreeSet<&Option<String>> = values.iter().collect();
+            if distinct.len() == 1 {
+                // Everyone agrees: fold the duplicates into one value.
+                let v = values[0].clone();
+                doc.settle(&device, &field, v.as_deref()).map_err(doc_error)?;
+            } else if FieldPolicy::default_for(&field) == FieldPolicy::Manual {
+                let id = conflicts::open_field(ctx, &row, &field, &values, op_id, device_id)?;
+                conflict_id = Some(id);
+            } else {
+                let incoming_wins = stored_hlc.as_ref().is_none_or(|s| hlc > s);
+                let winner = if incoming_wins {
+                    incoming.first().cloned().flatten()
+                } else {
+                    old_values.first().cloned().flatten()
+                };
+                doc.settle(&device, &field, winner.as_deref()).map_err(doc_error)?;
+                if incoming_wins {
+                    row.field_hlcs[field.as_str()] = Value::String(hlc.to_string());
+                }
+            }
+        } else {
+            row.field_hlcs[field.as_str()] = Value::String(hlc.to_string());
+        }
+    }
+    let fields = doc.fields().map_err(doc_error)?;
+    if changed.is_empty() {
+        return Ok(Merged {
+            version: row.version,
+            resource: row.resource,
+            conflict_id,
+        });
+    }
+    check_unique(ctx, id.as_str(), &fields)?;
+    let resource = bump(ctx, row, doc, &fields, &changed)?;
+    let version = resource["version"].as_u64().unwrap_or_default();
+    Ok(Merged {
+        resource,
+        version,
+        conflict_id,
+    })
+}
+
+/// Settles a field conflict to a value (from `POST /v1/conflicts/{id}/resolve`).
+pub fn settle_field(
+    ctx: &mut Ctx<'_>,
+    product_id: &str,
+    field: &str,
+    value: Option<&str>,
+) -> Result<Value, ApiError> {
+    let mut row = live_product(ctx, product_id)?;
+    let mut doc = ProductDoc::load(&row.doc).map_err(ApiError::internal)?;
+    doc.settle(&hub_device(), field, value)
+        .map_err(|e| ApiError::field("value", e.to_string()))?;
+    let fields = doc
+        .fields()
+        .map_err(|e| ApiError::field("value", e.to_string()))?;
+    let mut errors = NewProduct {
+        sku: fields.sku.clone(),
+        name: fields.name.clone(),
+        barcode: fields.barcode.clone(),
+        description: fields.description.clone(),
+        category: fields.category.clone(),
+        uom: fields.uom,
+        price: fields.price,
+    }
+    .validate()
+    .err()
+    .unwrap_or_default();
+    errors.0.retain(|k, _| k.starts_with(field));
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    check_unique(ctx, product_id, &fields)?;
+    row.field_hlcs[field] = Value::String(hub_now(ctx).to_string());
+    bump(ctx, row, doc, &fields, &[field.to_owned()])
+}
+
+/// Creates a location (REST or a pushed `location_create`).
+pub fn create_location(
+    ctx: &mut Ctx<'_>,
+    id: Option<LocationId>,
+    new: &NewLocation,
+    branch_id: &str,
+) -> Result<Value, ApiError> {
+    new.validate()?;
+    let id = id.unwrap_or_else(LocationId::new);
+    if ctx.tx.location(&ctx.org, id.as_str())?.is_some() {
+        return Err(ApiError::field("id", "Is already used"));
+    }
+    if let Some(other) = ctx.tx.location_by_code(&ctx.org, &new.code)? {
+        return Err(ApiError::field("code", format!("Is already used by {}", other.id)));
+    }
+    let resource = json!({
+        "id": id, "code": new.code, "name": new.name, "branch_id": branch_id,
+        "created_at": ctx.now,
+    });
+    let row = LocationRow {
+        id: id.to_string(),
+        branch_id: branch_id.to_owned(),
+        code: new.code.clone(),
+        resource: resource.clone(),
+    };
+    ctx.tx.insert_location(&ctx.org.clone(), &row)?;
+    feed::record(
+        ctx,
+        Change {
+            entity: Entity::Location,
+            id: id.as_str(),
+            branch_id: Some(branch_id),
+            deleted: false,
+            version: 1,
+            data: resource.clone(),
+        },
+    )?;
+    Ok(resource)
+}

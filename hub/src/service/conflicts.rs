@@ -1,0 +1,190 @@
+//! Conflict records: rejected ops (a business rule said no after the fact) and same-field clashes
+//! of manual-policy fields. Both wait in the manual queue until resolved or dismissed.
+
+use super::feed::{self, Change, Tags};
+use crate::error::ApiError;
+use crate::state::Ctx;
+use crate::storage::{ConflictRow, ProductRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stocksync_model::ConflictId;
+use stocksync_protocol::ws::CHANNEL_CONFLICTS;
+use stocksync_protocol::{Entity, ErrorCode, Resolution};
+
+/// `POST /v1/conflicts/{id}/resolve`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// `use_value` or `dismiss`.
+    pub resolution: Resolution,
+    /// For `use_value`.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiError> {
+    ctx.tx.put_conflict(&ctx.org.clone(), row)?;
+    let r = &row.resource;
+    let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
+    let location = text("location_id");
+    let branch = match &location {
+        Some(l) => ctx.tx.location(&ctx.org, l)?.map(|l| l.branch_id),
+        None => None,
+    };
+    let product = text("product_id");
+    let seq = feed::record(
+        ctx,
+        Change {
+            entity: Entity::Conflict,
+            id: &row.id,
+            branch_id: branch.as_deref(),
+            deleted: false,
+            version: r["version"].as_u64().unwrap_or(1),
+            data: r.clone(),
+        },
+    )?;
+    feed::publish(
+        ctx,
+        CHANNEL_CONFLICTS,
+        kind,
+        seq,
+        json!({
+            "conflict_id": row.id, "kind": r["kind"], "status": row.status,
+            "product_id": product, "location_id": location, "field": r["field"],
+            "rule": r["rule"], "op_id": r["op_id"], "device_id": r["device_id"],
+        }),
+        Tags {
+            branch_id: branch.as_deref(),
+            location_id: location.as_deref(),
+            product_id: product.as_deref(),
+            category: None,
+        },
+    );
+    Ok(seq)
+}
+
+/// Opens a record for an op the hub rejected; returns its id and sequence.
+pub fn open_rejected(
+    ctx: &mut Ctx<'_>,
+    error: &ApiError,
+    op_id: &str,
+    device_id: &str,
+    product_id: Option<&str>,
+    location_id: Option<&str>,
+) -> Result<(String, u64), ApiError> {
+    let id = ConflictId::new().to_string();
+    let rule = error
+        .details
+        .get("rule")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let resource = json!({
+        "id": id, "kind": "business_rule", "status": "open", "product_id": product_id,
+        "location_id": location_id, "field": null, "values": [], "rule": rule,
+        "code": error.code, "message": error.message, "details": error.details,
+        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
+        "created_at": ctx.now, "resolved_at": null,
+    });
+    let row = ConflictRow {
+        id: id.clone(),
+        status: "open".into(),
+        resource,
+    };
+    let seq = save(ctx, &row, "conflict.created")?;
+    Ok((id, seq))
+}
+
+/// Opens a record for a same-field clash; returns its id.
+pub fn open_field(
+    ctx: &mut Ctx<'_>,
+    product: &ProductRow,
+    field: &str,
+    values: &[Option<String>],
+    op_id: &str,
+    device_id: &str,
+) -> Result<String, ApiError> {
+    let id = ConflictId::new().to_string();
+    let resource = json!({
+        "id": id, "kind": "field", "status": "open", "product_id": product.id,
+        "location_id": null, "field": field, "values": values, "rule": null,
+        "code": null, "details": null,
+        "message": format!("Concurrent edits of `{field}` need a person to choose"),
+        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
+        "created_at": ctx.now, "resolved_at": null,
+    });
+    let row = ConflictRow {
+        id: id.clone(),
+        status: "open".into(),
+        resource,
+    };
+    save(ctx, &row, "conflict.created")?;
+    Ok(id)
+}
+
+/// Resolves or dismisses an open conflict.
+pub fn resolve(
+    ctx: &mut Ctx<'_>,
+    id: &str,
+    req: &ResolveRequest,
+    by: &str,
+) -> Result<Value, ApiError> {
+    let mut row = ctx
+        .tx
+        .conflict(&ctx.org, id)?
+        .ok_or_else(|| ApiError::not_found("conflict", id))?;
+    if row.status != "open" {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("Conflict {id} is already {}", row.status),
+        )
+        .with_details(json!({ "status": row.status })));
+    }
+    let field = row.resource["field"].as_str().map(str::to_owned);
+    let product = row.resource["product_id"].as_str().map(str::to_owned);
+    let mut product_version = None;
+    match (req.resolution, &field, &product) {
+        (Resolution::UseValue, Some(field), Some(product)) => {
+            let p = super::catalog::settle_field(ctx, product, field, req.value.as_deref())?;
+            product_version = p["version"].as_u64();
+        }
+        (Resolution::UseValue, _, _) => {
+            return Err(ApiError::field(
+                "resolution",
+                "`use_value` settles field conflicts; dismiss a rejected op",
+            ));
+        }
+        (Resolution::Dismiss, Some(field), Some(product)) => {
+            // Keep the value shown now, but settle it so the field is single-valued again.
+            if let Some(p) = ctx.tx.product(&ctx.org, product)?.filter(|p| !p.deleted) {
+                let shown = p.resource.get(field.as_str()).cloned().unwrap_or(Value::Null);
+                let text = match shown {
+                    Value::Null => None,
+                    Value::String(s) => Some(s),
+                    Value::Object(_) => Some(format!(
+                        "{} {}",
+                        shown["amount"].as_str().unwrap_or("0"),
+                        shown["currency"].as_str().unwrap_or("")
+                    )),
+                    other => Some(other.to_string()),
+                };
+                let p = super::catalog::settle_field(ctx, product, field, text.as_deref())?;
+                product_version = p["version"].as_u64();
+            }
+        }
+        (Resolution::Dismiss, _, _) => {}
+    }
+    let status = match req.resolution {
+        Resolution::UseValue => "resolved",
+        Resolution::Dismiss => "dismissed",
+    };
+    row.status = status.into();
+    row.resource["status"] = json!(status);
+    row.resource["resolved_at"] = json!(ctx.now);
+    row.resource["version"] = json!(row.resource["version"].as_u64().unwrap_or(1) + 1);
+    row.resource["resolution"] = json!({
+        "resolution": req.resolution, "value": req.value, "by": by,
+        "product_version": product_version,
+    });
+    save(ctx, &row, "conflict.resolved")?;
+    Ok(row.resource)
+}

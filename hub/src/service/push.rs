@@ -1,0 +1,297 @@
+//! `POST /v1/sync/push`: each op takes effect at most once, forever; a device's ops apply in
+//! `device_seq` order; each op runs in a savepoint, so a rejected op leaves no trace but its
+//! conflict record and its stored outcome.
+
+use super::catalog;
+use super::conflicts;
+use super::stock::{self, Origin, TransactionRequest};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::Ctx;
+use crate::storage::OpRow;
+use stocksync_model::{Movement, MovementKind, NewLocation};
+use stocksync_protocol::{ErrorBody, OpBody, OpKind, OpResult, OpStatus, PushOp};
+
+/// Applies a batch of one device's ops; one result per op, in the order sent.
+pub fn push(
+    ctx: &mut Ctx<'_>,
+    caller: &Caller,
+    ops: &[PushOp],
+    metrics: &Metrics,
+) -> Result<Vec<OpResult>, ApiError> {
+    let device_id = caller
+        .device_id
+        .clone()
+        .ok_or_else(|| ApiError::denied("Only an enrolled device can push ops"))?;
+    let device = ctx
+        .tx
+        .device(&device_id)?
+        .ok_or_else(|| ApiError::unauthenticated("Unknown device"))?;
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|&i| ops[i].device_seq);
+    let mut results: Vec<Option<OpResult>> = vec![None; ops.len()];
+    let mut last_seq = device.last_seq;
+    for i in order {
+        let op = &ops[i];
+        let result = if let Some(seen) = ctx.tx.op(&ctx.org, op.op_id.as_str())? {
+            metrics.push_op("duplicate");
+            let first: OpResult = serde_json::from_value(seen.result.clone())
+                .map_err(|e| ApiError::internal(format!("stored op result: {e}")))?;
+            OpResult {
+                status: OpStatus::Duplicate,
+                original_status: Some(first.status),
+                ..first
+            }
+        } else {
+            let result = if op.device_seq <= last_seq {
+                let e = ApiError::field(
+                    "device_seq",
+                    format!("Must be greater than {last_seq}, this device's last applied op"),
+                );
+                reject(ctx, op, &device_id, e)?
+            } else {
+                apply_one(ctx, caller, op, &device_id)?
+            };
+            metrics.push_op(match result.status {
+                OpStatus::Applied => "applied",
+                OpStatus::Conflict => "conflict",
+                _ => "rejected",
+            });
+            last_seq = last_seq.max(op.device_seq);
+            ctx.tx.insert_op(
+                &ctx.org.clone(),
+                &OpRow {
+                    op_id: op.op_id.to_string(),
+                    device_id: device_id.clone(),
+                    device_seq: op.device_seq,
+                    kind: op.body.kind().as_str().to_owned(),
+                    status: status_name(result.status).to_owned(),
+                    result: serde_json::to_value(&result).map_err(ApiError::internal)?,
+                },
+            )?;
+            result
+        };
+        results[i] = Some(result);
+    }
+    if last_seq != device.last_seq {
+        ctx.tx.set_device_seq(&device_id, last_seq)?;
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+fn status_name(s: OpStatus) -> &'static str {
+    match s {
+        OpStatus::Applied => "applied",
+        OpStatus::Duplicate => "duplicate",
+        OpStatus::Rejected => "rejected",
+        OpStatus::Conflict => "conflict",
+    }
+}
+
+/// Runs one op in a savepoint; a refusal rolls it back and becomes a rejection.
+fn apply_one(
+    ctx: &mut Ctx<'_>,
+    caller: &Caller,
+    op: &PushOp,
+    device_id: &str,
+) -> Result<OpResult, ApiError> {
+    ctx.tx.savepoint()?;
+    let events = ctx.events.len();
+    match effect(ctx, caller, op, device_id) {
+        Ok(result) => {
+            ctx.tx.release_savepoint()?;
+            Ok(result)
+        }
+        Err(e) if e.code.status() < 500 => {
+            ctx.tx.rollback_savepoint()?;
+            ctx.events.truncate(events);
+            reject(ctx, op, device_id, e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn reject(
+    ctx: &mut Ctx<'_>,
+    op: &PushOp,
+    device_id: &str,
+    e: ApiError,
+) -> Result<OpResult, ApiError> {
+    let (product, location) = subject(&op.body);
+    let (conflict_id, seq) = conflicts::open_rejected(
+        ctx,
+        &e,
+        op.op_id.as_str(),
+        device_id,
+        product.as_deref(),
+        location.as_deref(),
+    )?;
+    Ok(OpResult {
+        op_id: op.op_id.clone(),
+        status: OpStatus::Rejected,
+        seq: Some(seq),
+        version: None,
+        conflict_id: Some(conflict_id),
+        original_status: None,
+        error: Some(ErrorBody {
+            request_id: None,
+            timestamp: None,
+            ..e.body()
+        }),
+    })
+}
+
+/// The product and location an op is about (for its conflict record).
+fn subject(body: &OpBody) -> (Option<String>, Option<String>) {
+    let s = |v: &dyn ToString| Some(v.to_string());
+    match body {
+        OpBody::Transaction(t) => (s(&t.product_id), s(&t.location_id)),
+        OpBody::Transfer(t) => (s(&t.product_id), s(&t.from_location_id)),
+        OpBody::Allocation(a) => (s(&a.product_id), s(&a.location_id)),
+        OpBody::AllocationRelease(_) => (None, None),
+        OpBody::ProductCreate(p) => (s(&p.product_id), None),
+        OpBody::ProductChange(p) => (s(&p.product_id), None),
+        OpBody::LocationCreate(l) => (None, s(&l.location_id)),
+        OpBody::ConflictResolution(_) => (None, None),
+    }
+}
+
+fn scope_of(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::Transaction | OpKind::Transfer => "inventory.transactions.create",
+        OpKind::Allocation | OpKind::AllocationRelease => "inventory.allocations.manage",
+        OpKind::ProductCreate | OpKind::ProductChange | OpKind::LocationCreate => {
+            "inventory.products.write"
+        }
+        OpKind::ConflictResolution => "inventory.products.write",
+    }
+}
+
+fn effect(
+    ctx: &mut Ctx<'_>,
+    caller: &Caller,
+    op: &PushOp,
+    device_id: &str,
+) -> Result<OpResult, ApiError> {
+    caller.require(scope_of(op.body.kind()))?;
+    // Keep the hub's clock ahead of every device's, so its own edits order after theirs.
+    let _ = ctx
+        .clock
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .observe(&op.hlc, crate::clock::now_millis());
+    let origin = Origin {
+        op_id: Some(op.op_id.to_string()),
+        device_id: Some(device_id.to_owned()),
+        occurred_at: Some(op.occurred_at.clone()),
+        branches: caller.branches.clone(),
+        reference: None,
+    };
+    let applied = |seq: u64, version: Option<u64>| OpResult {
+        op_id: op.op_id.clone(),
+        status: OpStatus::Applied,
+        seq: Some(seq),
+        version,
+        conflict_id: None,
+        original_status: None,
+        error: None,
+    };
+    let movement = |m: Movement, ctx: &mut Ctx<'_>| -> Result<OpResult, ApiError> {
+        let a = stock::apply(ctx, &m, &origin)?;
+        Ok(applied(a.seq, None))
+    };
+    match &op.body {
+        OpBody::Transaction(t) => {
+            let req = TransactionRequest {
+                id: Some(t.transaction_id.clone()),
+                transaction_type: t.transaction_type,
+                product_id: t.product_id.clone(),
+                location_id: t.location_id.clone(),
+                quantity: Some(t.quantity),
+                reason_code: t.reason_code,
+                counted: t.counted,
+                expected: t.expected,
+                unit_cost: t.unit_cost,
+                reference: t.reference.clone(),
+            };
+            movement(req.movement()?, ctx)
+        }
+        OpBody::Transfer(t) => movement(
+            Movement {
+                product_id: t.product_id.clone(),
+                kind: MovementKind::Transfer {
+                    transfer_id: t.transfer_id.clone(),
+                    from_location_id: t.from_location_id.clone(),
+                    to_location_id: t.to_location_id.clone(),
+                    quantity: t.quantity,
+                },
+            },
+            ctx,
+        ),
+        OpBody::Allocation(a) => movement(
+            Movement {
+                product_id: a.product_id.clone(),
+                kind: MovementKind::Allocation {
+                    allocation_id: a.allocation_id.clone(),
+                    location_id: a.location_id.clone(),
+                    quantity: a.quantity,
+                },
+            },
+            ctx,
+        ),
+        OpBody::AllocationRelease(r) => {
+            let m = stock::release_movement(ctx, r.allocation_id.as_str())?;
+            movement(m, ctx)
+        }
+        OpBody::ProductCreate(p) => {
+            let r = catalog::create_from_op(ctx, &p.product_id, &p.doc, &op.hlc)?;
+            let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
+            Ok(applied(seq, r["version"].as_u64()))
+        }
+        OpBody::ProductChange(p) => {
+            let m = catalog::change_from_op(
+                ctx,
+                &p.product_id,
+                &p.changes,
+                &op.hlc,
+                op.op_id.as_str(),
+                device_id,
+            )?;
+            let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
+            let mut r = applied(seq, Some(m.version));
+            if let Some(c) = m.conflict_id {
+                r.status = OpStatus::Conflict;
+                r.conflict_id = Some(c);
+            }
+            Ok(r)
+        }
+        OpBody::LocationCreate(l) => {
+            let branch = caller
+                .branches
+                .as_ref()
+                .and_then(|b| b.first().cloned())
+                .ok_or_else(|| ApiError::field("branch_id", "The device has no branch"))?;
+            catalog::create_location(
+                ctx,
+                Some(l.location_id.clone()),
+                &NewLocation {
+                    code: l.code.clone(),
+                    name: l.name.clone(),
+                },
+                &branch,
+            )?;
+            let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
+            Ok(applied(seq, None))
+        }
+        OpBody::ConflictResolution(c) => {
+            let req = conflicts::ResolveRequest {
+                resolution: c.resolution,
+                value: c.value.clone(),
+            };
+            let r = conflicts::resolve(ctx, c.conflict_id.as_str(), &req, device_id)?;
+            let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
+            Ok(applied(seq, r["resolution"]["product_version"].as_u64()))
+        }
+    }
+}
