@@ -22,6 +22,27 @@ pub enum Command {
     Node(NodeArgs),
     /// Run the demo: a short tour of a node working offline, checked end to end.
     Demo(DemoArgs),
+    /// Run a hub: the REST API, push, delta feed and WebSocket, on SQLite in a data dir.
+    Hub(HubArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// Where the database (`hub.db`) and the signing secret live (created if missing).
+    #[arg(long, env = "STOCKSYNC_HUB_DATA")]
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Organizations, branches and keys to create at start (JSON; see docs/hub.md).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Create a demo organization, print its keys and write DATA_DIR/dev-credentials.json.
+    #[arg(long)]
+    pub dev: bool,
+    /// Requests per credential per minute (0: unlimited).
+    #[arg(long, default_value_t = 1200)]
+    pub rate_limit: u32,
 }
 
 #[derive(Args, Debug)]

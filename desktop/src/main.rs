@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod hub_cmd;
 mod node_cmd;
 mod output;
 
@@ -14,5 +15,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Node(args) => node_cmd::run(args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Hub(args) => hub_cmd::run(&args),
     }
 }

@@ -49,7 +49,9 @@ impl Reply {
 
     /// 201 with `data`.
     pub fn created(data: Value) -> Self {
-        Reply::ok(data).status(StatusCode::CREATED).message("Created")
+        Reply::ok(data)
+            .status(StatusCode::CREATED)
+            .message("Created")
     }
 
     /// Sets the status.
@@ -127,10 +129,7 @@ impl IntoResponse for ApiError {
 }
 
 fn json_body(v: &Value) -> ([(header::HeaderName, &'static str); 1], String) {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string())
 }
 
 /// `meta.pagination` of a list.

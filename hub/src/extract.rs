@@ -26,7 +26,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
                     .with_details(serde_json::json!({ "limit_bytes": crate::config::BODY_LIMIT }))
             } else {
-                ApiError::field("body", format!("Could not read the body: {}", e.body_text()))
+                ApiError::field(
+                    "body",
+                    format!("Could not read the body: {}", e.body_text()),
+                )
             }
         })?;
         parse_json(&bytes)

@@ -66,7 +66,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP stocksync_http_requests_total Requests answered, by route and status.");
+        let _ = writeln!(
+            s,
+            "# HELP stocksync_http_requests_total Requests answered, by route and status."
+        );
         let _ = writeln!(s, "# TYPE stocksync_http_requests_total counter");
         for ((route, method, status), n) in lock(&self.requests).iter() {
             let _ = writeln!(
@@ -80,13 +83,30 @@ impl Metrics {
         for (outcome, n) in lock(&self.push_ops).iter() {
             let _ = writeln!(s, "stocksync_push_ops_total{{outcome=\"{outcome}\"}} {n}");
         }
-        let _ = writeln!(s, "# HELP stocksync_ws_connections Open WebSocket connections.");
+        let _ = writeln!(
+            s,
+            "# HELP stocksync_ws_connections Open WebSocket connections."
+        );
         let _ = writeln!(s, "# TYPE stocksync_ws_connections gauge");
-        let _ = writeln!(s, "stocksync_ws_connections {}", self.ws_connections.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP stocksync_ws_frames_sent_total Change frames sent to subscribers.");
+        let _ = writeln!(
+            s,
+            "stocksync_ws_connections {}",
+            self.ws_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP stocksync_ws_frames_sent_total Change frames sent to subscribers."
+        );
         let _ = writeln!(s, "# TYPE stocksync_ws_frames_sent_total counter");
-        let _ = writeln!(s, "stocksync_ws_frames_sent_total {}", self.ws_frames_sent.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP stocksync_delta_duration_seconds Time to serve a delta page.");
+        let _ = writeln!(
+            s,
+            "stocksync_ws_frames_sent_total {}",
+            self.ws_frames_sent.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP stocksync_delta_duration_seconds Time to serve a delta page."
+        );
         let _ = writeln!(s, "# TYPE stocksync_delta_duration_seconds histogram");
         for (b, limit) in self.delta_buckets.iter().zip(DELTA_BUCKETS_MS) {
             let _ = writeln!(
@@ -97,7 +117,10 @@ impl Metrics {
             );
         }
         let count = self.delta_count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "stocksync_delta_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            s,
+            "stocksync_delta_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             s,
             "stocksync_delta_duration_seconds_sum {}",

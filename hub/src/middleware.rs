@@ -22,7 +22,8 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             (1..=64).contains(&v.len())
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
         .unwrap_or_else(new_request_id);
@@ -40,7 +41,11 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         .await;
     let status = response.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, ms = started.elapsed().as_secs_f64() * 1000.0, "answered");
+        tracing::info!(
+            status,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "answered"
+        );
     });
     state.metrics.request(&route, &method, status);
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -82,7 +87,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if decision.limit > 0 {
         let headers = response.headers_mut();
         headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-        headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+        headers.insert(
+            "x-ratelimit-remaining",
+            HeaderValue::from(decision.remaining),
+        );
         headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_unix));
     }
     response
@@ -173,7 +181,10 @@ fn identify(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Caller,
                 ));
             }
             None if path.starts_with("/v1/sync/") || path == "/v1/ws" => {
-                return Err(ApiError::field(h::MOBILE_DEVICE_ID, "Is required with a device token"));
+                return Err(ApiError::field(
+                    h::MOBILE_DEVICE_ID,
+                    "Is required with a device token",
+                ));
             }
             _ => {}
         }

@@ -46,7 +46,11 @@ pub struct Hub {
 
 impl Hub {
     /// Opens the data dir, applies `bootstrap`, binds `bind` and starts serving.
-    pub async fn start(config: HubConfig, bootstrap: &Bootstrap, bind: &str) -> Result<Hub, HubError> {
+    pub async fn start(
+        config: HubConfig,
+        bootstrap: &Bootstrap,
+        bind: &str,
+    ) -> Result<Hub, HubError> {
         let (stop, stopped) = watch::channel(false);
         let state = open_state(config, bootstrap, stopped.clone())?;
         let listener = tokio::net::TcpListener::bind(bind).await?;
@@ -93,7 +97,8 @@ impl Hub {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
@@ -137,7 +142,10 @@ fn apply_bootstrap(storage: &dyn Storage, b: &Bootstrap) -> Result<(), HubError>
     let mut tx = storage.write()?;
     for org in &b.organizations {
         if !org.id.starts_with("org_") {
-            return Err(HubError::Config(format!("organization id `{}` must start with org_", org.id)));
+            return Err(HubError::Config(format!(
+                "organization id `{}` must start with org_",
+                org.id
+            )));
         }
         tx.ensure_org(&OrgRecord {
             id: org.id.clone(),
@@ -153,7 +161,10 @@ fn apply_bootstrap(storage: &dyn Storage, b: &Bootstrap) -> Result<(), HubError>
         let has_branch = |id: &str| org.branches.iter().any(|b| b.id == id);
         for k in &org.api_keys {
             if k.branch_id.as_deref().is_some_and(|b| !has_branch(b)) {
-                return Err(HubError::Config(format!("API key `{}` names an unknown branch", k.name)));
+                return Err(HubError::Config(format!(
+                    "API key `{}` names an unknown branch",
+                    k.name
+                )));
             }
             tx.ensure_api_key(&ApiKeyRecord {
                 key_hash: hash_secret(&k.key),
@@ -166,7 +177,9 @@ fn apply_bootstrap(storage: &dyn Storage, b: &Bootstrap) -> Result<(), HubError>
         }
         for k in &org.enrollment_keys {
             if !has_branch(&k.branch_id) {
-                return Err(HubError::Config("an enrollment key names an unknown branch".into()));
+                return Err(HubError::Config(
+                    "an enrollment key names an unknown branch".into(),
+                ));
             }
             tx.ensure_enrollment_key(&EnrollmentKeyRecord {
                 key_hash: hash_secret(&k.key),
@@ -252,10 +265,12 @@ fn spawn_housekeeping(state: AppState) {
             }
             let ttl = chrono::Duration::from_std(state.config.idempotency_ttl)
                 .unwrap_or(chrono::Duration::days(2));
-            let before = (chrono::Utc::now() - ttl)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let before =
+                (chrono::Utc::now() - ttl).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let purged = state
-                .write("", move |ctx| ctx.tx.purge_idempotency(&before).map_err(Into::into))
+                .write("", move |ctx| {
+                    ctx.tx.purge_idempotency(&before).map_err(Into::into)
+                })
                 .await;
             if let Err(e) = purged {
                 tracing::warn!(error = %e, "idempotency purge failed");

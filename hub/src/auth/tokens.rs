@@ -49,8 +49,8 @@ pub enum Refreshed {
 
 /// Enrolls a device (or enrolls it again in the same organization) and issues its first pair.
 pub fn enroll(state: &AppState, tx: &mut dyn Tx, req: &EnrollRequest) -> Result<Value, ApiError> {
-    let device_id = DeviceId::parse(&req.device_id)
-        .map_err(|e| ApiError::field("device_id", e.to_string()))?;
+    let device_id =
+        DeviceId::parse(&req.device_id).map_err(|e| ApiError::field("device_id", e.to_string()))?;
     if !DEVICE_ROLES.contains(&req.role.as_str()) {
         return Err(ApiError::field(
             "role",
@@ -90,7 +90,11 @@ pub fn enroll(state: &AppState, tx: &mut dyn Tx, req: &EnrollRequest) -> Result<
 }
 
 /// Rotates a refresh token.
-pub fn refresh(state: &AppState, tx: &mut dyn Tx, req: &TokenRequest) -> Result<Refreshed, ApiError> {
+pub fn refresh(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    req: &TokenRequest,
+) -> Result<Refreshed, ApiError> {
     if req.grant_type != "refresh_token" {
         return Err(ApiError::field("grant_type", "Must be `refresh_token`"));
     }
@@ -105,7 +109,9 @@ pub fn refresh(state: &AppState, tx: &mut dyn Tx, req: &TokenRequest) -> Result<
         .revoked_families
         .contains(&record.family_id);
     if revoked {
-        return Err(ApiError::unauthenticated("This token family was revoked; enroll again"));
+        return Err(ApiError::unauthenticated(
+            "This token family was revoked; enroll again",
+        ));
     }
     if record.used {
         tx.revoke_family(&record.family_id, &crate::clock::now_rfc3339())?;
@@ -124,7 +130,12 @@ pub fn refresh(state: &AppState, tx: &mut dyn Tx, req: &TokenRequest) -> Result<
     issue(state, tx, &device, &record.family_id).map(Refreshed::Pair)
 }
 
-fn issue(state: &AppState, tx: &mut dyn Tx, d: &DeviceRecord, family: &str) -> Result<Value, ApiError> {
+fn issue(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    d: &DeviceRecord,
+    family: &str,
+) -> Result<Value, ApiError> {
     let now = crate::clock::now_unix();
     let claims = Claims {
         sub: d.id.clone(),

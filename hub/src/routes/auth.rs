@@ -15,7 +15,9 @@ pub(super) async fn enroll(
 ) -> Result<Reply, ApiError> {
     let st = state.clone();
     let pair = state
-        .write("", move |ctx| tokens::enroll(&st, &mut *ctx.tx, &body.value))
+        .write("", move |ctx| {
+            tokens::enroll(&st, &mut *ctx.tx, &body.value)
+        })
         .await?;
     Ok(Reply::created(pair))
 }

@@ -52,8 +52,18 @@ fn field_list(fields: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
         return Ok(None);
     };
     const KNOWN: [&str; 12] = [
-        "id", "sku", "barcode", "name", "description", "category", "status", "uom", "price",
-        "version", "created_at", "updated_at",
+        "id",
+        "sku",
+        "barcode",
+        "name",
+        "description",
+        "category",
+        "status",
+        "uom",
+        "price",
+        "version",
+        "created_at",
+        "updated_at",
     ];
     let mut out = Vec::new();
     for f in text.split(',').map(str::trim) {
@@ -98,12 +108,12 @@ pub(super) async fn list_products(
         Some(c) => (true, c),
         None => (false, sort.as_str()),
     };
-    let column = SORTS
-        .into_iter()
-        .find(|s| *s == column)
-        .ok_or_else(|| {
-            ApiError::field("sort", "Must be one of created_at, updated_at, sku, name, optionally with a leading -")
-        })?;
+    let column = SORTS.into_iter().find(|s| *s == column).ok_or_else(|| {
+        ApiError::field(
+            "sort",
+            "Must be one of created_at, updated_at, sku, name, optionally with a leading -",
+        )
+    })?;
     let keyset = q.after_key.is_some() || q.limit.is_some();
     let (page, size, offset) = if keyset {
         let limit = q.limit.unwrap_or(super::PAGE_SIZE.0);
@@ -190,9 +200,14 @@ pub(super) async fn create_product(
 ) -> Result<Reply, ApiError> {
     caller.require(WRITE)?;
     let req = body.value;
-    let reply = keyed(&state, &caller.org, "POST /v1/products", &headers, &body.canonical, move |ctx| {
-        Ok((201, catalog::create(ctx, &req)?))
-    })
+    let reply = keyed(
+        &state,
+        &caller.org,
+        "POST /v1/products",
+        &headers,
+        &body.canonical,
+        move |ctx| Ok((201, catalog::create(ctx, &req)?)),
+    )
     .await?;
     Ok(reply)
 }
@@ -236,7 +251,9 @@ pub(super) async fn delete_product(
     caller.require(WRITE)?;
     let if_match = if_match(&headers)?;
     let data = state
-        .write(&caller.org, move |ctx| catalog::delete(ctx, &id, if_match.as_deref()))
+        .write(&caller.org, move |ctx| {
+            catalog::delete(ctx, &id, if_match.as_deref())
+        })
         .await?;
     Ok(Reply::ok(data).message("Deleted"))
 }
@@ -272,11 +289,16 @@ pub(super) async fn create_location(
         (None, _) => {
             let only = {
                 let d = state.directory.read().unwrap_or_else(|p| p.into_inner());
-                d.branches.get(&caller.org).and_then(|bs| {
-                    (bs.len() == 1).then(|| bs.iter().next().cloned()).flatten()
-                })
+                d.branches
+                    .get(&caller.org)
+                    .and_then(|bs| (bs.len() == 1).then(|| bs.iter().next().cloned()).flatten())
             };
-            only.ok_or_else(|| ApiError::field("branch_id", "Is required: the organization has several branches"))?
+            only.ok_or_else(|| {
+                ApiError::field(
+                    "branch_id",
+                    "Is required: the organization has several branches",
+                )
+            })?
         }
     };
     let known = state
@@ -287,28 +309,47 @@ pub(super) async fn create_location(
         .get(&caller.org)
         .is_some_and(|bs| bs.contains(&branch));
     if !known {
-        return Err(ApiError::field("branch_id", format!("No branch `{branch}`")));
+        return Err(ApiError::field(
+            "branch_id",
+            format!("No branch `{branch}`"),
+        ));
     }
     if !caller.in_branch(&branch) {
         return Err(ApiError::denied("The branch is outside this credential's"));
     }
-    keyed(&state, &caller.org, "POST /v1/inventory/locations", &headers, &body.canonical, move |ctx| {
-        let new = NewLocation {
-            code: req.code.clone(),
-            name: req.name.clone(),
-        };
-        Ok((201, catalog::create_location(ctx, req.id.clone(), &new, &branch)?))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        "POST /v1/inventory/locations",
+        &headers,
+        &body.canonical,
+        move |ctx| {
+            let new = NewLocation {
+                code: req.code.clone(),
+                name: req.name.clone(),
+            };
+            Ok((
+                201,
+                catalog::create_location(ctx, req.id.clone(), &new, &branch)?,
+            ))
+        },
+    )
     .await
 }
 
 /// A location the caller may see, or 404/403.
-fn visible_location(tx: &dyn Tx, caller: &Caller, id: &str) -> Result<crate::storage::LocationRow, ApiError> {
+fn visible_location(
+    tx: &dyn Tx,
+    caller: &Caller,
+    id: &str,
+) -> Result<crate::storage::LocationRow, ApiError> {
     let loc = tx
         .location(&caller.org, id)?
         .ok_or_else(|| ApiError::not_found("location", id))?;
     if !caller.in_branch(&loc.branch_id) {
-        return Err(ApiError::denied("The location is in a branch outside this credential's"));
+        return Err(ApiError::denied(
+            "The location is in a branch outside this credential's",
+        ));
     }
     Ok(loc)
 }
@@ -325,7 +366,10 @@ pub(super) async fn product_inventory(
                 .product(&caller.org, &id)?
                 .filter(|p| !p.deleted)
                 .ok_or_else(|| ApiError::not_found("product", &id))?;
-            let uom = product.resource["uom"].as_str().unwrap_or("EACH").to_owned();
+            let uom = product.resource["uom"]
+                .as_str()
+                .unwrap_or("EACH")
+                .to_owned();
             let mut branches: HashMap<String, String> = HashMap::new();
             let mut out = Vec::new();
             for s in tx.stock_of_product(&caller.org, &id)? {
@@ -359,7 +403,10 @@ fn stock_here(tx: &dyn Tx, caller: &Caller, id: &str) -> Result<Vec<(Value, Valu
             continue;
         };
         let uom = product.resource["uom"].as_str().unwrap_or("EACH");
-        out.push((product.resource.clone(), stock_resource(&s, &loc.branch_id, uom)));
+        out.push((
+            product.resource.clone(),
+            stock_resource(&s, &loc.branch_id, uom),
+        ));
     }
     Ok(out)
 }

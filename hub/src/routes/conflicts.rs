@@ -29,10 +29,13 @@ pub(super) async fn list(
     Query(q): Query<ListConflicts>,
 ) -> Result<Reply, ApiError> {
     caller.require(READ)?;
-    if let Some(s) = &q.status {
-        if !["open", "resolved", "dismissed"].contains(&s.as_str()) {
-            return Err(ApiError::field("status", "Must be open, resolved or dismissed"));
-        }
+    if let Some(s) = &q.status
+        && !["open", "resolved", "dismissed"].contains(&s.as_str())
+    {
+        return Err(ApiError::field(
+            "status",
+            "Must be open, resolved or dismissed",
+        ));
     }
     let (page, size, offset) = Paging {
         page: q.page,
@@ -75,8 +78,13 @@ pub(super) async fn resolve(
     let req = body.value;
     let by = caller.credential_id.clone();
     let endpoint = format!("POST /v1/conflicts/{id}/resolve");
-    keyed(&state, &caller.org, &endpoint, &headers, &body.canonical, move |ctx| {
-        Ok((200, conflicts::resolve(ctx, &id, &req, &by)?))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        &endpoint,
+        &headers,
+        &body.canonical,
+        move |ctx| Ok((200, conflicts::resolve(ctx, &id, &req, &by)?)),
+    )
     .await
 }

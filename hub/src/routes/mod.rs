@@ -26,14 +26,20 @@ use tower_http::compression::CompressionLayer;
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
-        .route("/v1/products", get(catalog::list_products).post(catalog::create_product))
+        .route(
+            "/v1/products",
+            get(catalog::list_products).post(catalog::create_product),
+        )
         .route(
             "/v1/products/{id}",
             get(catalog::get_product)
                 .put(catalog::update_product)
                 .delete(catalog::delete_product),
         )
-        .route("/v1/products/{id}/inventory", get(catalog::product_inventory))
+        .route(
+            "/v1/products/{id}/inventory",
+            get(catalog::product_inventory),
+        )
         .route(
             "/v1/inventory/locations",
             get(catalog::list_locations).post(catalog::create_location),
@@ -42,13 +48,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/inventory/locations/{id}/products",
             get(catalog::location_products),
         )
-        .route("/v1/locations/{id}/inventory", get(catalog::location_inventory))
+        .route(
+            "/v1/locations/{id}/inventory",
+            get(catalog::location_inventory),
+        )
         .route(
             "/v1/inventory/transactions",
             get(movements::list_transactions).post(movements::create_transaction),
         )
         .route("/v1/inventory/transactions/batch", post(movements::batch))
-        .route("/v1/inventory/transactions/{id}", get(movements::get_transaction))
+        .route(
+            "/v1/inventory/transactions/{id}",
+            get(movements::get_transaction),
+        )
         .route("/v1/inventory/transfers", post(movements::transfer))
         .route("/v1/allocations", post(movements::allocate))
         .route("/v1/allocations/{id}", get(movements::get_allocation))
@@ -135,9 +147,9 @@ impl Paging {
                 format!("Must be between 1 and {}", PAGE_SIZE.1),
             ));
         }
-        let offset = (page - 1).checked_mul(size).ok_or_else(|| {
-            ApiError::field("page", "Is too large")
-        })?;
+        let offset = (page - 1)
+            .checked_mul(size)
+            .ok_or_else(|| ApiError::field("page", "Is too large"))?;
         Ok((page, size, offset))
     }
 }

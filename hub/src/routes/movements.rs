@@ -41,9 +41,14 @@ pub(super) async fn create_transaction(
     caller.require(CREATE)?;
     let movement = body.value.movement()?;
     let origin = origin(&caller, body.value.reference.clone());
-    keyed(&state, &caller.org, "POST /v1/inventory/transactions", &headers, &body.canonical, move |ctx| {
-        Ok((201, stock::apply(ctx, &movement, &origin)?.resource))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        "POST /v1/inventory/transactions",
+        &headers,
+        &body.canonical,
+        move |ctx| Ok((201, stock::apply(ctx, &movement, &origin)?.resource)),
+    )
     .await
 }
 
@@ -76,44 +81,51 @@ pub(super) async fn batch(
     let items: Vec<Result<(Movement, Option<String>), ApiError>> = transactions
         .into_iter()
         .map(|v| {
-            let req: TransactionRequest = serde_json::from_value(v)
-                .map_err(|e| ApiError::field("body", e.to_string()))?;
+            let req: TransactionRequest =
+                serde_json::from_value(v).map_err(|e| ApiError::field("body", e.to_string()))?;
             Ok((req.movement()?, req.reference.clone()))
         })
         .collect();
     let caller2 = caller.clone();
-    keyed(&state, &caller.org, "POST /v1/inventory/transactions/batch", &headers, &body.canonical, move |ctx| {
-        let mut results = Vec::new();
-        let mut first_failure = None;
-        for (index, item) in items.into_iter().enumerate() {
-            let outcome = item.and_then(|(m, reference)| {
-                ctx.tx.savepoint()?;
-                let events = ctx.events.len();
-                match stock::apply(ctx, &m, &origin(&caller2, reference)) {
-                    Ok(a) => {
-                        ctx.tx.release_savepoint()?;
-                        Ok(a.resource)
+    keyed(
+        &state,
+        &caller.org,
+        "POST /v1/inventory/transactions/batch",
+        &headers,
+        &body.canonical,
+        move |ctx| {
+            let mut results = Vec::new();
+            let mut first_failure = None;
+            for (index, item) in items.into_iter().enumerate() {
+                let outcome = item.and_then(|(m, reference)| {
+                    ctx.tx.savepoint()?;
+                    let events = ctx.events.len();
+                    match stock::apply(ctx, &m, &origin(&caller2, reference)) {
+                        Ok(a) => {
+                            ctx.tx.release_savepoint()?;
+                            Ok(a.resource)
+                        }
+                        Err(e) => {
+                            ctx.tx.rollback_savepoint()?;
+                            ctx.events.truncate(events);
+                            Err(e)
+                        }
                     }
+                });
+                match outcome {
+                    Ok(t) => results
+                        .push(json!({ "index": index, "status": "created", "transaction": t })),
+                    Err(e) if e.code.status() >= 500 => return Err(e),
                     Err(e) => {
-                        ctx.tx.rollback_savepoint()?;
-                        ctx.events.truncate(events);
-                        Err(e)
+                        if first_failure.is_none() {
+                            first_failure = Some((index, e.clone()));
+                        }
+                        results
+                            .push(json!({ "index": index, "status": "failed", "error": e.body() }));
                     }
-                }
-            });
-            match outcome {
-                Ok(t) => results.push(json!({ "index": index, "status": "created", "transaction": t })),
-                Err(e) if e.code.status() >= 500 => return Err(e),
-                Err(e) => {
-                    if first_failure.is_none() {
-                        first_failure = Some((index, e.clone()));
-                    }
-                    results.push(json!({ "index": index, "status": "failed", "error": e.body() }));
                 }
             }
-        }
-        if atomic {
-            if let Some((index, mut e)) = first_failure {
+            if atomic && let Some((index, mut e)) = first_failure {
                 // Nothing of an atomic batch stays when one item fails.
                 let mut details = match e.details.take() {
                     Value::Object(m) => m,
@@ -124,9 +136,9 @@ pub(super) async fn batch(
                 e.message = format!("Item {index} failed, so none was applied: {}", e.message);
                 return Err(e);
             }
-        }
-        Ok((200, json!({ "results": results })))
-    })
+            Ok((200, json!({ "results": results })))
+        },
+    )
     .await
 }
 
@@ -144,11 +156,12 @@ pub(super) struct ListTransactions {
 /// An RFC 3339 time or a date (a date means its first or last millisecond).
 fn bound(field: &str, text: &str, end: bool) -> Result<String, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true));
+        return Ok(t
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(SecondsFormat::Millis, true));
     }
-    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        ApiError::field(field, "Must be a date (2026-11-20) or an RFC 3339 time")
-    })?;
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| ApiError::field(field, "Must be a date (2026-11-20) or an RFC 3339 time"))?;
     Ok(if end {
         format!("{d}T23:59:59.999Z")
     } else {
@@ -167,8 +180,16 @@ pub(super) async fn list_transactions(
         page_size: q.page_size,
     }
     .resolve()?;
-    let start = q.start_date.as_deref().map(|s| bound("start_date", s, false)).transpose()?;
-    let end = q.end_date.as_deref().map(|s| bound("end_date", s, true)).transpose()?;
+    let start = q
+        .start_date
+        .as_deref()
+        .map(|s| bound("start_date", s, false))
+        .transpose()?;
+    let end = q
+        .end_date
+        .as_deref()
+        .map(|s| bound("end_date", s, true))
+        .transpose()?;
     let (rows, total) = state
         .read(move |tx| {
             let branches_locations = match &caller.branches {
@@ -243,9 +264,14 @@ pub(super) async fn transfer(
         },
     };
     let origin = origin(&caller, r.reference.clone());
-    keyed(&state, &caller.org, "POST /v1/inventory/transfers", &headers, &body.canonical, move |ctx| {
-        Ok((201, stock::apply(ctx, &movement, &origin)?.resource))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        "POST /v1/inventory/transfers",
+        &headers,
+        &body.canonical,
+        move |ctx| Ok((201, stock::apply(ctx, &movement, &origin)?.resource)),
+    )
     .await
 }
 
@@ -267,14 +293,21 @@ pub(super) async fn allocate(
         },
     };
     let origin = origin(&caller, r.reference.clone());
-    keyed(&state, &caller.org, "POST /v1/allocations", &headers, &body.canonical, move |ctx| {
-        stock::apply(ctx, &movement, &origin)?;
-        let a = ctx
-            .tx
-            .allocation(&ctx.org, id.as_str())?
-            .ok_or_else(|| ApiError::internal("allocation vanished"))?;
-        Ok((201, a.resource))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        "POST /v1/allocations",
+        &headers,
+        &body.canonical,
+        move |ctx| {
+            stock::apply(ctx, &movement, &origin)?;
+            let a = ctx
+                .tx
+                .allocation(&ctx.org, id.as_str())?
+                .ok_or_else(|| ApiError::internal("allocation vanished"))?;
+            Ok((201, a.resource))
+        },
+    )
     .await
 }
 
@@ -317,14 +350,21 @@ pub(super) async fn release(
     };
     let origin = origin(&caller, req.reference);
     let endpoint = format!("POST /v1/allocations/{id}/releases");
-    keyed(&state, &caller.org, &endpoint, &headers, &canonical, move |ctx| {
-        let movement = stock::release_movement(ctx, &id)?;
-        stock::apply(ctx, &movement, &origin)?;
-        let a = ctx
-            .tx
-            .allocation(&ctx.org, &id)?
-            .ok_or_else(|| ApiError::internal("allocation vanished"))?;
-        Ok((200, a.resource))
-    })
+    keyed(
+        &state,
+        &caller.org,
+        &endpoint,
+        &headers,
+        &canonical,
+        move |ctx| {
+            let movement = stock::release_movement(ctx, &id)?;
+            stock::apply(ctx, &movement, &origin)?;
+            let a = ctx
+                .tx
+                .allocation(&ctx.org, &id)?
+                .ok_or_else(|| ApiError::internal("allocation vanished"))?;
+            Ok((200, a.resource))
+        },
+    )
     .await
 }

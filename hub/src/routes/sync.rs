@@ -23,21 +23,36 @@ pub(super) async fn push(
     body: Body<PushRequest>,
 ) -> Result<Reply, ApiError> {
     if caller.device_id.is_none() {
-        return Err(ApiError::denied("Only an enrolled device can push ops; integrations use the REST resources"));
+        return Err(ApiError::denied(
+            "Only an enrolled device can push ops; integrations use the REST resources",
+        ));
     }
     let ops = body.value.ops;
     if ops.is_empty() || ops.len() > MAX_PUSH_OPS {
-        return Err(ApiError::field("ops", format!("Must hold 1 to {MAX_PUSH_OPS} ops")));
+        return Err(ApiError::field(
+            "ops",
+            format!("Must hold 1 to {MAX_PUSH_OPS} ops"),
+        ));
     }
     let mut ids = std::collections::HashSet::new();
     if let Some(dup) = ops.iter().find(|o| !ids.insert(o.op_id.as_str())) {
-        return Err(ApiError::field("ops", format!("op_id {} appears twice", dup.op_id)));
+        return Err(ApiError::field(
+            "ops",
+            format!("op_id {} appears twice", dup.op_id),
+        ));
     }
     let st = state.clone();
-    keyed(&state, &caller.org.clone(), "POST /v1/sync/push", &headers, &body.canonical, move |ctx| {
-        let results = push_service::push(ctx, &caller, &ops, &st.metrics)?;
-        Ok((200, json!({ "results": results })))
-    })
+    keyed(
+        &state,
+        &caller.org.clone(),
+        "POST /v1/sync/push",
+        &headers,
+        &body.canonical,
+        move |ctx| {
+            let results = push_service::push(ctx, &caller, &ops, &st.metrics)?;
+            Ok((200, json!({ "results": results })))
+        },
+    )
     .await
 }
 
@@ -58,9 +73,12 @@ pub(super) async fn delta(
     let header_token = headers
         .get(h::SYNC_TOKEN)
         .map(|v| {
-            v.to_str()
-                .map(str::to_owned)
-                .map_err(|_| ApiError::new(stocksync_protocol::ErrorCode::InvalidSyncToken, "The sync token is not valid header text"))
+            v.to_str().map(str::to_owned).map_err(|_| {
+                ApiError::new(
+                    stocksync_protocol::ErrorCode::InvalidSyncToken,
+                    "The sync token is not valid header text",
+                )
+            })
         })
         .transpose()?;
     let token = match (q.since_token, header_token) {

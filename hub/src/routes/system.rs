@@ -21,7 +21,9 @@ pub(super) async fn health(State(state): State<AppState>) -> Result<Reply, ApiEr
             e.retry_after = Some(5);
             e
         })?;
-    Ok(Reply::ok(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })))
+    Ok(Reply::ok(
+        json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
+    ))
 }
 
 pub(super) async fn openapi() -> Response {
@@ -30,7 +32,10 @@ pub(super) async fn openapi() -> Response {
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -41,8 +46,8 @@ pub(super) async fn not_found() -> ApiError {
 }
 
 pub(super) async fn method_not_allowed() -> Response {
-    let mut r = ApiError::new(ErrorCode::NotFound, "This route does not take that method")
-        .into_response();
+    let mut r =
+        ApiError::new(ErrorCode::NotFound, "This route does not take that method").into_response();
     *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     r
 }

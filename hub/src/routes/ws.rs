@@ -61,10 +61,7 @@ impl Subscription {
 }
 
 fn visible(caller: &Caller, e: &Event) -> bool {
-    e.org == caller.org
-        && e.branch_id
-            .as_deref()
-            .is_none_or(|b| caller.in_branch(b))
+    e.org == caller.org && e.branch_id.as_deref().is_none_or(|b| caller.in_branch(b))
 }
 
 fn error_frame(message: impl Into<String>) -> Message {
@@ -106,11 +103,10 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
-                if let Some(r) = reply {
-                    if sink.send(r).await.is_err() {
+                if let Some(r) = reply
+                    && sink.send(r).await.is_err() {
                         break;
                     }
-                }
             }
             event = events.recv() => {
                 match event {

@@ -15,7 +15,7 @@ use stocksync_model::{
     ValidationErrors,
 };
 use stocksync_protocol::Entity;
-use stocksync_protocol::ws::{CHANNEL_PRODUCTS};
+use stocksync_protocol::ws::CHANNEL_PRODUCTS;
 
 /// The actor of the hub's own edits (REST edits, settlements).
 pub fn hub_device() -> DeviceId {
@@ -76,17 +76,16 @@ pub fn live_product(ctx: &Ctx<'_>, id: &str) -> Result<ProductRow, ApiError> {
 
 fn check_unique(ctx: &Ctx<'_>, id: &str, f: &ProductFields) -> Result<(), ApiError> {
     let mut errors = ValidationErrors::new();
-    if let Some(other) = ctx.tx.product_by_code(&ctx.org, "sku", &f.sku)? {
-        if other.id != id {
-            errors.add("sku", format!("Is already used by {}", other.id));
-        }
+    if let Some(other) = ctx.tx.product_by_code(&ctx.org, "sku", &f.sku)?
+        && other.id != id
+    {
+        errors.add("sku", format!("Is already used by {}", other.id));
     }
-    if let Some(barcode) = &f.barcode {
-        if let Some(other) = ctx.tx.product_by_code(&ctx.org, "barcode", barcode)? {
-            if other.id != id {
-                errors.add("barcode", format!("Is already used by {}", other.id));
-            }
-        }
+    if let Some(barcode) = &f.barcode
+        && let Some(other) = ctx.tx.product_by_code(&ctx.org, "barcode", barcode)?
+        && other.id != id
+    {
+        errors.add("barcode", format!("Is already used by {}", other.id));
     }
     errors.into_result().map_err(ApiError::validation)
 }
@@ -103,7 +102,11 @@ fn save_product(
     created: bool,
 ) -> Result<u64, ApiError> {
     ctx.tx.put_product(&ctx.org.clone(), &row)?;
-    let category = row.resource.get("category").and_then(Value::as_str).map(str::to_owned);
+    let category = row
+        .resource
+        .get("category")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let seq = feed::record(
         ctx,
         Change {
@@ -115,7 +118,11 @@ fn save_product(
             data: row.resource.clone(),
         },
     )?;
-    let kind = if row.deleted { "product.deleted" } else { "product.update" };
+    let kind = if row.deleted {
+        "product.deleted"
+    } else {
+        "product.update"
+    };
     feed::publish(
         ctx,
         CHANNEL_PRODUCTS,
@@ -191,7 +198,10 @@ pub fn check_if_match(current: u64, if_match: Option<&str>) -> Result<(), ApiErr
     if provided == current {
         Ok(())
     } else {
-        Err(ApiError::version_mismatch(current, &format!("version-{provided}")))
+        Err(ApiError::version_mismatch(
+            current,
+            &format!("version-{provided}"),
+        ))
     }
 }
 
@@ -225,7 +235,10 @@ fn bump(
     fields: &ProductFields,
     changed: &[String],
 ) -> Result<Value, ApiError> {
-    let created_at = row.resource["created_at"].as_str().unwrap_or_default().to_owned();
+    let created_at = row.resource["created_at"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     row.version += 1;
     row.doc = doc.save();
     row.resource = product_resource(&row.id, fields, row.version, &created_at, &ctx.now);
@@ -305,7 +318,8 @@ pub fn change_from_op(
         .iter()
         .map(|f| Ok(((*f).to_owned(), doc.field_values(f).map_err(doc_error)?)))
         .collect::<Result<_, ApiError>>()?;
-    doc.apply_changes(&bytes).map_err(|e| ApiError::field("changes", e.to_string()))?;
+    doc.apply_changes(&bytes)
+        .map_err(|e| ApiError::field("changes", e.to_string()))?;
     let mut changed = Vec::new();
     let mut conflict_id = None;
     let device = hub_device();
@@ -329,7 +343,8 @@ pub fn change_from_op(
             if distinct.len() == 1 {
                 // Everyone agrees: fold the duplicates into one value.
                 let v = values[0].clone();
-                doc.settle(&device, &field, v.as_deref()).map_err(doc_error)?;
+                doc.settle(&device, &field, v.as_deref())
+                    .map_err(doc_error)?;
             } else if FieldPolicy::default_for(&field) == FieldPolicy::Manual {
                 let id = conflicts::open_field(ctx, &row, &field, &values, op_id, device_id)?;
                 conflict_id = Some(id);
@@ -340,7 +355,8 @@ pub fn change_from_op(
                 } else {
                     old_values.first().cloned().flatten()
                 };
-                doc.settle(&device, &field, winner.as_deref()).map_err(doc_error)?;
+                doc.settle(&device, &field, winner.as_deref())
+                    .map_err(doc_error)?;
                 if incoming_wins {
                     row.field_hlcs[field.as_str()] = Value::String(hlc.to_string());
                 }
@@ -415,7 +431,10 @@ pub fn create_location(
         return Err(ApiError::field("id", "Is already used"));
     }
     if let Some(other) = ctx.tx.location_by_code(&ctx.org, &new.code)? {
-        return Err(ApiError::field("code", format!("Is already used by {}", other.id)));
+        return Err(ApiError::field(
+            "code",
+            format!("Is already used by {}", other.id),
+        ));
     }
     let resource = json!({
         "id": id, "code": new.code, "name": new.name, "branch_id": branch_id,

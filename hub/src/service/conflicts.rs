@@ -156,7 +156,11 @@ pub fn resolve(
         (Resolution::Dismiss, Some(field), Some(product)) => {
             // Keep the value shown now, but settle it so the field is single-valued again.
             if let Some(p) = ctx.tx.product(&ctx.org, product)?.filter(|p| !p.deleted) {
-                let shown = p.resource.get(field.as_str()).cloned().unwrap_or(Value::Null);
+                let shown = p
+                    .resource
+                    .get(field.as_str())
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let text = match shown {
                     Value::Null => None,
                     Value::String(s) => Some(s),

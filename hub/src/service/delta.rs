@@ -183,8 +183,7 @@ pub fn scope_digest(
 ) -> Result<StateDigest, ApiError> {
     let mut total = StateDigest::default();
     for (branch, d) in tx.digests(org)? {
-        let visible = branch.is_empty()
-            || branches.is_none_or(|bs| bs.iter().any(|b| *b == branch));
+        let visible = branch.is_empty() || branches.is_none_or(|bs| bs.contains(&branch));
         if visible {
             total.combine(&d);
         }

@@ -26,7 +26,11 @@ pub struct Key {
 
 impl Key {
     /// Reads the required header; 400 when missing or unusable.
-    pub fn from_request(endpoint: &str, headers: &HeaderMap, body: &Value) -> Result<Key, ApiError> {
+    pub fn from_request(
+        endpoint: &str,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<Key, ApiError> {
         let key = headers
             .get(headers::IDEMPOTENCY_KEY)
             .ok_or_else(|| {
@@ -102,6 +106,7 @@ pub fn run(
         created_at: ctx.now.clone(),
     };
     let org = ctx.org.clone();
-    ctx.tx.put_idempotency(&org, &key.endpoint, &key.key, &record)?;
+    ctx.tx
+        .put_idempotency(&org, &key.endpoint, &key.key, &record)?;
     Ok(Outcome::Fresh { status, data })
 }

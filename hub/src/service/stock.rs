@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use stocksync_model::{
     AllocationId, Decimal, LocationId, Money, Movement, MovementKind, ProductId, Quantity,
-    ReasonCode, Refusal, StockLevel, TransactionId, TransferId, Uom, ValidationErrors, plan,
-    rules,
+    ReasonCode, Refusal, StockLevel, TransactionId, TransferId, Uom, ValidationErrors, plan, rules,
 };
 use stocksync_protocol::ws::CHANNEL_INVENTORY;
 use stocksync_protocol::{Entity, TransactionType};
@@ -169,7 +168,10 @@ pub struct Applied {
 
 /// The StockLevel resource.
 pub fn stock_resource(row: &StockRow, branch_id: &str, uom: &str) -> Value {
-    let available = row.on_hand.checked_sub(row.allocated).unwrap_or(Decimal::ZERO);
+    let available = row
+        .on_hand
+        .checked_sub(row.allocated)
+        .unwrap_or(Decimal::ZERO);
     json!({
         "product_id": row.product_id, "location_id": row.location_id, "branch_id": branch_id,
         "uom": uom, "on_hand": row.on_hand, "allocated": row.allocated, "available": available,
@@ -180,7 +182,10 @@ pub fn stock_resource(row: &StockRow, branch_id: &str, uom: &str) -> Value {
 /// Checks and applies one movement.
 pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied, ApiError> {
     let product = super::catalog::live_product(ctx, m.product_id.as_str())?;
-    let uom_text = product.resource["uom"].as_str().unwrap_or("EACH").to_owned();
+    let uom_text = product.resource["uom"]
+        .as_str()
+        .unwrap_or("EACH")
+        .to_owned();
     let uom: Uom = uom_text.parse().map_err(ApiError::internal)?;
     let category = product.resource["category"].as_str().map(str::to_owned);
     let mut locations: HashMap<String, LocationRow> = HashMap::new();
@@ -190,14 +195,16 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
             .tx
             .location(&ctx.org, loc.as_str())?
             .ok_or_else(|| ApiError::not_found("location", loc.as_str()))?;
-        if let Some(bs) = &origin.branches {
-            if !bs.contains(&row.branch_id) {
-                return Err(ApiError::denied(format!(
-                    "Location {loc} is in a branch outside this credential's"
-                )));
-            }
+        if let Some(bs) = &origin.branches
+            && !bs.contains(&row.branch_id)
+        {
+            return Err(ApiError::denied(format!(
+                "Location {loc} is in a branch outside this credential's"
+            )));
         }
-        let stock = ctx.tx.stock(&ctx.org, m.product_id.as_str(), loc.as_str())?;
+        let stock = ctx
+            .tx
+            .stock(&ctx.org, m.product_id.as_str(), loc.as_str())?;
         let level = stock
             .map(|s| StockLevel::new(s.on_hand, Decimal::ZERO, s.allocated))
             .unwrap_or_default();
@@ -209,7 +216,10 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
         _ => m.id().to_owned(),
     };
     if ctx.tx.movement(&ctx.org, &movement_id)?.is_some() {
-        return Err(ApiError::field("id", format!("`{movement_id}` is already used")));
+        return Err(ApiError::field(
+            "id",
+            format!("`{movement_id}` is already used"),
+        ));
     }
     let legs = plan(m, uom, |loc| {
         levels.get(loc.as_str()).copied().unwrap_or_default()
@@ -239,7 +249,10 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
             });
         let overflow = || ApiError::field("quantity.value", "Is too large");
         let after = StockRow {
-            on_hand: before.on_hand.checked_add(leg.on_hand_delta).ok_or_else(overflow)?,
+            on_hand: before
+                .on_hand
+                .checked_add(leg.on_hand_delta)
+                .ok_or_else(overflow)?,
             allocated: before
                 .allocated
                 .checked_add(leg.allocated_delta)
@@ -262,7 +275,10 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
                 data: resource.clone(),
             },
         )?;
-        let available = after.on_hand.checked_sub(after.allocated).unwrap_or(Decimal::ZERO);
+        let available = after
+            .on_hand
+            .checked_sub(after.allocated)
+            .unwrap_or(Decimal::ZERO);
         feed::publish(
             ctx,
             CHANNEL_INVENTORY,

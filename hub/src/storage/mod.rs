@@ -388,8 +388,12 @@ pub trait Tx {
     /// A product (deleted ones too).
     fn product(&self, org: &str, id: &str) -> Result<Option<ProductRow>>;
     /// The live product with this SKU or barcode.
-    fn product_by_code(&self, org: &str, column: &'static str, code: &str)
-    -> Result<Option<ProductRow>>;
+    fn product_by_code(
+        &self,
+        org: &str,
+        column: &'static str,
+        code: &str,
+    ) -> Result<Option<ProductRow>>;
     /// Adds or replaces a product; the readable columns come from `resource`.
     fn put_product(&mut self, org: &str, row: &ProductRow) -> Result<()>;
     /// A page of live products and the total that match.

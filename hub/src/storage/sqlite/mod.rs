@@ -84,6 +84,9 @@ impl Storage for SqliteStorage {
     }
 
     fn write(&self) -> Result<Box<dyn Tx + '_>> {
-        Ok(Box::new(SqliteTx::begin(lock(&self.writer), "BEGIN IMMEDIATE")?))
+        Ok(Box::new(SqliteTx::begin(
+            lock(&self.writer),
+            "BEGIN IMMEDIATE",
+        )?))
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::storage::{
     AllocationRow, ApiKeyRecord, BranchRecord, ConflictRow, DeviceRecord, EnrollmentKeyRecord,
-    FeedQuery, FeedRow, IdemRecord, LocationRow, MovementQuery, MovementRow, OpRow, OrgRecord, ProductQuery, ProductRow, RefreshRecord, Result, StockRow, StorageError,
-    Tx,
+    FeedQuery, FeedRow, IdemRecord, LocationRow, MovementQuery, MovementRow, OpRow, OrgRecord,
+    ProductQuery, ProductRow, RefreshRecord, Result, StockRow, StorageError, Tx,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -83,13 +83,7 @@ const PRODUCT_SELECT: &str = "SELECT id, doc, field_hlcs, version, deleted_at,
     FROM products";
 
 fn location_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, String, String)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-    ))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
 fn location_of(raw: (String, String, String, String, String)) -> LocationRow {
@@ -144,8 +138,7 @@ fn feed_of(raw: RawFeed) -> Result<FeedRow> {
     })
 }
 
-const FEED_COLUMNS: &str =
-    "entity, entity_id, seq, created_seq, branch_id, deleted, version, data";
+const FEED_COLUMNS: &str = "entity, entity_id, seq, created_seq, branch_id, deleted, version, data";
 
 impl Tx for SqliteTx<'_> {
     fn commit(mut self: Box<Self>) -> Result<()> {
@@ -186,7 +179,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn orgs(&self) -> Result<Vec<OrgRecord>> {
-        let mut st = self.conn.prepare_cached("SELECT id, name FROM organizations")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, name FROM organizations")?;
         let rows = st.query_map([], |r| {
             Ok(OrgRecord {
                 id: r.get(0)?,
@@ -197,7 +192,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn branches(&self) -> Result<Vec<BranchRecord>> {
-        let mut st = self.conn.prepare_cached("SELECT org_id, id, name FROM branches")?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT org_id, id, name FROM branches")?;
         let rows = st.query_map([], |r| {
             Ok(BranchRecord {
                 org_id: r.get(0)?,
@@ -395,7 +392,13 @@ impl Tx for SqliteTx<'_> {
         .transpose()
     }
 
-    fn put_idempotency(&mut self, org: &str, endpoint: &str, key: &str, r: &IdemRecord) -> Result<()> {
+    fn put_idempotency(
+        &mut self,
+        org: &str,
+        endpoint: &str,
+        key: &str,
+        r: &IdemRecord,
+    ) -> Result<()> {
         let mut st = self.conn.prepare_cached(
             "INSERT INTO idempotency (org_id, endpoint, key, request_hash, status, response, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -428,9 +431,19 @@ impl Tx for SqliteTx<'_> {
             .transpose()
     }
 
-    fn product_by_code(&self, org: &str, column: &'static str, code: &str) -> Result<Option<ProductRow>> {
-        let column = if column == "barcode" { "barcode" } else { "sku" };
-        let sql = format!("{PRODUCT_SELECT} WHERE org_id = ?1 AND {column} = ?2 AND deleted_at IS NULL");
+    fn product_by_code(
+        &self,
+        org: &str,
+        column: &'static str,
+        code: &str,
+    ) -> Result<Option<ProductRow>> {
+        let column = if column == "barcode" {
+            "barcode"
+        } else {
+            "sku"
+        };
+        let sql =
+            format!("{PRODUCT_SELECT} WHERE org_id = ?1 AND {column} = ?2 AND deleted_at IS NULL");
         let mut st = self.conn.prepare_cached(&sql)?;
         st.query_row([org, code], product_row)
             .optional()?
@@ -503,7 +516,11 @@ impl Tx for SqliteTx<'_> {
             "name" => "name",
             _ => "created_at",
         };
-        let (dir, cmp) = if q.descending { ("DESC", "<") } else { ("ASC", ">") };
+        let (dir, cmp) = if q.descending {
+            ("DESC", "<")
+        } else {
+            ("ASC", ">")
+        };
         let mut page_filter = filter;
         if let Some((value, id)) = &q.after {
             page_filter.push_str(&format!(" AND ({col}, id) {cmp} (?, ?)"));
@@ -527,23 +544,41 @@ impl Tx for SqliteTx<'_> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, branch_id, code, name, created_at FROM locations WHERE org_id = ?1 AND id = ?2",
         )?;
-        Ok(st.query_row([org, id], location_row).optional()?.map(location_of))
+        Ok(st
+            .query_row([org, id], location_row)
+            .optional()?
+            .map(location_of))
     }
 
     fn location_by_code(&self, org: &str, code: &str) -> Result<Option<LocationRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, branch_id, code, name, created_at FROM locations WHERE org_id = ?1 AND code = ?2",
         )?;
-        Ok(st.query_row([org, code], location_row).optional()?.map(location_of))
+        Ok(st
+            .query_row([org, code], location_row)
+            .optional()?
+            .map(location_of))
     }
 
     fn insert_location(&mut self, org: &str, row: &LocationRow) -> Result<()> {
         let r = &row.resource;
-        let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let text = |k: &str| {
+            r.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         self.conn.execute(
             "INSERT INTO locations (org_id, id, branch_id, code, name, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![org, row.id, row.branch_id, row.code, text("name"), text("created_at")],
+            params![
+                org,
+                row.id,
+                row.branch_id,
+                row.code,
+                text("name"),
+                text("created_at")
+            ],
         )?;
         Ok(())
     }
@@ -735,24 +770,30 @@ impl Tx for SqliteTx<'_> {
                 ))
             })
             .optional()?;
-        raw.map(|(id, status, product_id, location_id, quantity, created_at, released_at)| {
-            Ok(AllocationRow {
-                resource: serde_json::json!({
-                    "id": id, "product_id": product_id, "location_id": location_id,
-                    "quantity": json(quantity)?, "status": status, "created_at": created_at,
-                    "released_at": released_at,
-                }),
-                id,
-                status,
-            })
-        })
+        raw.map(
+            |(id, status, product_id, location_id, quantity, created_at, released_at)| {
+                Ok(AllocationRow {
+                    resource: serde_json::json!({
+                        "id": id, "product_id": product_id, "location_id": location_id,
+                        "quantity": json(quantity)?, "status": status, "created_at": created_at,
+                        "released_at": released_at,
+                    }),
+                    id,
+                    status,
+                })
+            },
+        )
         .transpose()
     }
 
     fn put_allocation(&mut self, org: &str, row: &AllocationRow) -> Result<()> {
         let r = &row.resource;
         let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
-        let quantity = r.get("quantity").cloned().unwrap_or(Value::Null).to_string();
+        let quantity = r
+            .get("quantity")
+            .cloned()
+            .unwrap_or(Value::Null)
+            .to_string();
         self.conn.execute(
             "INSERT INTO allocations (org_id, id, product_id, location_id, quantity, status, created_at, released_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -821,9 +862,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn conflict(&self, org: &str, id: &str) -> Result<Option<ConflictRow>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, status, body FROM conflicts WHERE org_id = ?1 AND id = ?2")?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, status, body FROM conflicts WHERE org_id = ?1 AND id = ?2",
+        )?;
         st.query_row([org, id], conflict_raw)
             .optional()?
             .map(conflict_of)
@@ -988,7 +1029,9 @@ impl Tx for SqliteTx<'_> {
             .conn
             .prepare_cached("SELECT branch_id, digest FROM digests WHERE org_id = ?1")?;
         let raws = st
-            .query_map([org], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .query_map([org], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         raws.into_iter()
             .map(|(b, t)| {
@@ -1009,7 +1052,16 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-type RawMovement = (String, String, String, Option<String>, Option<String>, Option<String>, String, String);
+type RawMovement = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
 
 fn movement_raw(r: &Row<'_>) -> rusqlite::Result<RawMovement> {
     Ok((
