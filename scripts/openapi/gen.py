@@ -114,7 +114,7 @@ schemas["ErrorBody"] = obj(
     description="What went wrong. Inside an error envelope `request_id` and `timestamp` are always "
                 "present; inside a rejected op's result they may be left out.")
 schemas["Pagination"] = obj(
-    {"page": {"type": "integer", "minimum": 1}, "pageSize": {"type": "integer", "minimum": 1},
+    {"page": {"type": ["integer", "null"], "minimum": 1, "description": "null with keyset paging (after_key/limit)"}, "pageSize": {"type": "integer", "minimum": 1},
      "total": UINT, "hasMore": BOOL,
      "nextCursor": {"type": ["string", "null"],
                     "description": "Pass as `after_key` for the next page; null on the last."},

@@ -1,1 +1,12 @@
-//! tests
+//! The hub over real HTTP and WebSocket on loopback: one test binary, one module per area.
+//! Every response any test sees is checked against `docs/openapi.json`.
+
+mod auth;
+mod common;
+mod delta;
+mod malformed;
+mod openapi;
+mod push;
+mod rest;
+mod tenancy;
+mod ws;
