@@ -665,3 +665,79 @@ fn the_demo_runs_and_every_check_holds() {
     assert_eq!(json["data"]["ok"], true);
     assert!(json["data"]["checks"].as_array().unwrap().len() >= 8);
 }
+
+/// One HTTP/1.1 GET over a plain socket; returns the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[test]
+fn hub_dev_writes_credentials_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .args(["hub", "--dev", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("STOCKSYNC_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let creds_path = dir.path().join("dev-credentials.json");
+    let mut creds = None;
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(&creds_path) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                creds = Some(v);
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let creds = creds.expect("dev-credentials.json appears");
+    for key in [
+        "organization_id",
+        "branch_id",
+        "api_key",
+        "enrollment_key",
+        "base_url",
+    ] {
+        assert!(
+            creds[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {creds}"
+        );
+    }
+    let addr = creds["base_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let (status, body) = http_get(&addr, "/v1/health");
+    assert!(status.contains("200"), "{status}");
+    assert!(body.contains("\"status\":\"ok\""), "{body}");
+    let (status, _) = http_get(&addr, "/v1/products");
+    assert!(status.contains("401"), "{status}");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(creds["api_key"].as_str().unwrap()),
+        "the keys are printed: {out}"
+    );
+}
