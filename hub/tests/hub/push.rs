@@ -452,3 +452,65 @@ async fn a_garbage_change_is_rejected_with_a_reason() {
     let p = hub.api().get(&format!("/v1/products/{id}")).await;
     assert_eq!(p.data()["version"], 1);
 }
+
+#[tokio::test]
+async fn a_device_settles_a_conflict_with_an_op() {
+    let hub = TestHub::start().await;
+    let a = hub.enroll().await;
+    let b = hub.enroll().await;
+    let (id, bytes) = product_made_by(&hub, &a).await;
+    let mut doc_a = ProductDoc::load(&bytes).unwrap();
+    let mut doc_b = ProductDoc::load(&bytes).unwrap();
+    let (fa, ca) = change(
+        &mut doc_a,
+        &a.id,
+        ProductPatch {
+            barcode: Some(Some("111".into())),
+            ..Default::default()
+        },
+    );
+    let (fb, cb) = change(
+        &mut doc_b,
+        &b.id,
+        ProductPatch {
+            barcode: Some(Some("222".into())),
+            ..Default::default()
+        },
+    );
+    a.push(vec![a.op(
+        "product_change",
+        json!({ "product_id": id, "base_version": 1, "fields": fa, "changes": ca }),
+    )])
+    .await;
+    let r = b
+        .push(vec![b.op(
+            "product_change",
+            json!({ "product_id": id, "base_version": 1, "fields": fb, "changes": cb }),
+        )])
+        .await;
+    let conflict = r.data()["results"][0]["conflict_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = a
+        .push(vec![a.op(
+            "conflict_resolution",
+            json!({ "conflict_id": conflict, "resolution": "use_value", "value": "222" }),
+        )])
+        .await;
+    assert_eq!(statuses(&r), ["applied"], "{}", r.text);
+    let p = hub.api().get(&format!("/v1/products/{id}")).await;
+    assert_eq!(p.data()["barcode"], "222");
+    let c = hub.api().get(&format!("/v1/conflicts/{conflict}")).await;
+    assert_eq!(c.data()["status"], "resolved");
+    assert_eq!(c.data()["resolution"]["by"], a.id.as_str());
+    // Settling it again is refused, and the refusal is final like any rejection.
+    let r = b
+        .push(vec![b.op(
+            "conflict_resolution",
+            json!({ "conflict_id": conflict, "resolution": "dismiss" }),
+        )])
+        .await;
+    assert_eq!(statuses(&r), ["rejected"]);
+    assert_eq!(r.data()["results"][0]["error"]["code"], "CONFLICT");
+}
