@@ -308,3 +308,28 @@ async fn batch_reports_each_item_and_atomic_batches_apply_nothing_on_failure() {
     assert_eq!(r.body["error"]["details"]["index"], 1);
     assert_eq!(hub.on_hand(&seed.product, &seed.a).await, "4");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_push_outcomes_and_delta_latency() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let dev = hub.enroll().await;
+    dev.push(vec![
+        dev.movement("receipt", &seed.product, &seed.a, "1"),
+        dev.movement("shipment", &seed.product, &seed.a, "5"),
+    ])
+    .await;
+    hub.api().get("/v1/inventory/delta").await;
+    let r = hub.anonymous().get("/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    for line in [
+        "stocksync_push_ops_total{outcome=\"applied\"} 1",
+        "stocksync_push_ops_total{outcome=\"rejected\"} 1",
+        "stocksync_http_requests_total{route=\"/v1/sync/push\",method=\"POST\",status=\"200\"} 1",
+        "stocksync_delta_duration_seconds_count 1",
+        "stocksync_ws_connections 0",
+    ] {
+        assert!(r.text.contains(line), "missing `{line}` in:\n{}", r.text);
+    }
+}
