@@ -6,11 +6,13 @@ use stocksync_hub::config::{Bootstrap, HubConfig};
 use stocksync_hub::{Hub, server};
 
 pub fn run(args: &HubArgs) -> ExitCode {
+    // STOCKSYNC_LOG=error|warn|info|debug|trace (default info).
+    let level = std::env::var("STOCKSYNC_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STOCKSYNC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_max_level(level)
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

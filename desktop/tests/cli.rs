@@ -695,11 +695,11 @@ fn hub_dev_writes_credentials_serves_and_stops_on_sigterm() {
     let creds_path = dir.path().join("dev-credentials.json");
     let mut creds = None;
     for _ in 0..200 {
-        if let Ok(text) = std::fs::read_to_string(&creds_path) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                creds = Some(v);
-                break;
-            }
+        if let Ok(text) = std::fs::read_to_string(&creds_path)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        {
+            creds = Some(v);
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

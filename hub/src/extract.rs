@@ -21,18 +21,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
-                    .with_details(serde_json::json!({ "limit_bytes": crate::config::BODY_LIMIT }))
-            } else {
-                ApiError::field(
-                    "body",
-                    format!("Could not read the body: {}", e.body_text()),
-                )
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         parse_json(&bytes)
+    }
+}
+
+/// The body as bytes, for handlers that parse it themselves: over the limit it is a 413
+/// `PAYLOAD_TOO_LARGE` envelope, a body that cannot be read a 400 (never axum's plain text).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "The request body is too large")
+                        .with_details(
+                            serde_json::json!({ "limit_bytes": crate::config::BODY_LIMIT }),
+                        )
+                } else {
+                    ApiError::field(
+                        "body",
+                        format!("Could not read the body: {}", e.body_text()),
+                    )
+                }
+            })
     }
 }
 
@@ -54,11 +71,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Decoding is lossy downstream: a broken escape would silently become U+FFFD.
+        if let Some(q) = parts.uri.query()
+            && !query_is_utf8(q)
+        {
+            return Err(ApiError::field(
+                "query",
+                "Is not valid UTF-8 once percent-decoded",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
             .map_err(|e| ApiError::field("query", e.body_text()))
     }
+}
+
+/// Whether a query decodes to UTF-8 (`%XX` escapes decoded; `&`, `=` and `+` are ASCII, so
+/// checking the whole decoded text checks every name and value).
+fn query_is_utf8(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2)))
+        {
+            decoded.push(u8::try_from(h * 16 + l).unwrap_or(0));
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// One path parameter.

@@ -57,15 +57,22 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
 /// Authenticates, checks the tenancy headers and the rate limit, and hands the [`Caller`] to
 /// the handler through the request's extensions.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let caller = match identify(&state, req.headers(), req.uri().path()) {
+    let caller = match identify(&state, req.headers()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    // Counted as soon as the credential is known: a request it makes with wrong tenancy
+    // headers is an authenticated request too, and carries the rate-limit headers.
     let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
     let decision = state.limiter.check(&caller.credential_id, now);
     let mut response = if decision.allowed {
-        req.extensions_mut().insert(caller);
-        next.run(req).await
+        match tenancy(&state, caller, req.headers(), req.uri().path()) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        }
     } else {
         let mut e = ApiError::new(
             ErrorCode::RateLimitExceeded,
@@ -106,11 +113,12 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
     }
 }
 
-fn identify(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Caller, ApiError> {
+/// Who is calling: a valid, unrevoked device token or a known API key.
+fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let directory = state.directory.read().unwrap_or_else(|p| p.into_inner());
     let bearer = header(headers, "authorization").map_err(|_| bad_credential())?;
     let api_key = header(headers, h::API_KEY).map_err(|_| bad_credential())?;
-    let mut caller = if let Some(auth) = bearer {
+    let caller = if let Some(auth) = bearer {
         let token = match auth.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => {
@@ -157,6 +165,21 @@ fn identify(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Caller,
             "No credential: send `Authorization: Bearer <token>` or `X-API-Key`",
         ));
     };
+    if !directory.branches.contains_key(&caller.org) {
+        return Err(bad_credential());
+    }
+    Ok(caller)
+}
+
+/// The tenancy headers: the organization must be the caller's, the device the token's, the
+/// branch one of the caller's (it then narrows the caller to it).
+fn tenancy(
+    state: &AppState,
+    mut caller: Caller,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<Caller, ApiError> {
+    let directory = state.directory.read().unwrap_or_else(|p| p.into_inner());
     let branches = directory
         .branches
         .get(&caller.org)

@@ -83,6 +83,7 @@ pub struct Product {
 
 /// What it takes to make a product.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// Stock keeping unit.
     pub sku: String,
@@ -147,6 +148,7 @@ impl NewProduct {
 /// Changes to a product's fields; `None` leaves a field as it is. For the optional fields,
 /// `Some(None)` clears them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     /// New SKU.
     #[serde(default, skip_serializing_if = "Option::is_none")]

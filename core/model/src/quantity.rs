@@ -57,6 +57,7 @@ impl FromStr for Uom {
 
 /// An amount of stock in a unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Quantity {
     /// How much.
     pub value: Decimal,
@@ -132,6 +133,7 @@ impl<'de> Deserialize<'de> for Currency {
 
 /// An amount of money.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Money {
     /// How much.
     pub amount: Decimal,

@@ -85,7 +85,12 @@ pub fn product_line(id: &str, version: u64) -> String {
 }
 
 /// The line of a stock level.
-pub fn stock_line(product_id: &str, location_id: &str, on_hand: Decimal, allocated: Decimal) -> String {
+pub fn stock_line(
+    product_id: &str,
+    location_id: &str,
+    on_hand: Decimal,
+    allocated: Decimal,
+) -> String {
     format!("stock_level:{product_id}:{location_id}:{on_hand}:{allocated}")
 }
 

@@ -12,8 +12,9 @@ pub mod ws;
 
 pub use envelope::{ErrorBody, ErrorCode};
 pub use ops::{
-    AllocationBody, ConflictResolutionBody, LocationCreateBody, OpBody, OpKind, ProductChangeBody, ProductCreateBody,
-    PushOp, ReleaseBody, Resolution, TransactionBody, TransactionType, TransferBody,
+    AllocationBody, ConflictResolutionBody, LocationCreateBody, OpBody, OpKind, ProductChangeBody,
+    ProductCreateBody, PushOp, ReleaseBody, Resolution, TransactionBody, TransactionType,
+    TransferBody,
 };
 pub use sync::{
     DeltaItem, DeltaMeta, DeltaPage, Entity, OpResult, OpStatus, PushRequest, PushResponse,

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 use stocksync_model::{
-    AllocationId, ConflictId, HlcTimestamp, LocationId, Money, OpId, ProductId, Quantity, ReasonCode,
-    TransactionId, TransferId, Uom,
+    AllocationId, ConflictId, HlcTimestamp, LocationId, Money, OpId, ProductId, Quantity,
+    ReasonCode, TransactionId, TransferId, Uom,
 };
 
 /// One op as pushed.
@@ -118,6 +118,7 @@ pub enum TransactionType {
 
 /// A receipt, shipment, adjustment or count.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransactionBody {
     /// Id minted on the device.
     pub transaction_id: TransactionId,
@@ -148,6 +149,7 @@ pub struct TransactionBody {
 
 /// A transfer: both legs or neither.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TransferBody {
     /// Id minted on the device.
     pub transfer_id: TransferId,
@@ -163,6 +165,7 @@ pub struct TransferBody {
 
 /// An allocation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AllocationBody {
     /// Id minted on the device.
     pub allocation_id: AllocationId,
@@ -176,6 +179,7 @@ pub struct AllocationBody {
 
 /// A release of a whole allocation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
     /// The allocation.
     pub allocation_id: AllocationId,
@@ -185,6 +189,7 @@ pub struct ReleaseBody {
 
 /// A new product and its document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductCreateBody {
     /// Id minted on the device.
     pub product_id: ProductId,
@@ -200,6 +205,7 @@ pub struct ProductCreateBody {
 
 /// An edit of a product.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductChangeBody {
     /// Which product.
     pub product_id: ProductId,
@@ -213,6 +219,7 @@ pub struct ProductChangeBody {
 
 /// A new location.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocationCreateBody {
     /// Id minted on the device.
     pub location_id: LocationId,

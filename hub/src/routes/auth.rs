@@ -3,9 +3,8 @@
 use crate::auth::tokens::{self, EnrollRequest, Refreshed, TokenRequest};
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::extract::parse_json;
+use crate::extract::{RawBody, parse_json};
 use crate::state::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 
@@ -25,7 +24,7 @@ pub(super) async fn enroll(
 pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Reply, ApiError> {
     let form = headers
         .get(header::CONTENT_TYPE)

@@ -147,8 +147,10 @@ impl Paging {
                 format!("Must be between 1 and {}", PAGE_SIZE.1),
             ));
         }
+        // The store takes a signed 64-bit offset.
         let offset = (page - 1)
             .checked_mul(size)
+            .filter(|o| i64::try_from(*o).is_ok())
             .ok_or_else(|| ApiError::field("page", "Is too large"))?;
         Ok((page, size, offset))
     }

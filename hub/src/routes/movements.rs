@@ -338,7 +338,7 @@ pub(super) async fn release(
     Extension(caller): Extension<Caller>,
     PathId(id): PathId,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    crate::extract::RawBody(body): crate::extract::RawBody,
 ) -> Result<Reply, ApiError> {
     caller.require(ALLOC_MANAGE)?;
     // The body is optional here: `{}` or nothing.

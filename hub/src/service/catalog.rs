@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use stocksync_model::product_doc::{FieldPolicy, ProductDoc, ProductFields};
 use stocksync_model::{
-    DeviceId, HlcTimestamp, LocationId, NewLocation, NewProduct, ProductId, ProductPatch,
-    ValidationErrors,
+    DeviceId, HlcTimestamp, LocationId, Money, NewLocation, NewProduct, ProductId, ProductPatch,
+    Uom, ValidationErrors,
 };
 use stocksync_protocol::Entity;
 use stocksync_protocol::ws::CHANNEL_PRODUCTS;
@@ -29,9 +29,40 @@ pub struct CreateProduct {
     /// A client-chosen id (`prod_…`); minted when absent.
     #[serde(default)]
     pub id: Option<ProductId>,
-    /// The fields.
-    #[serde(flatten)]
-    pub product: NewProduct,
+    /// Stock keeping unit.
+    pub sku: String,
+    /// Readable name.
+    pub name: String,
+    /// Scannable code.
+    #[serde(default)]
+    pub barcode: Option<String>,
+    /// Longer text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Category.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Unit of measure (default `EACH`).
+    #[serde(default)]
+    pub uom: Option<Uom>,
+    /// Selling price.
+    #[serde(default)]
+    pub price: Option<Money>,
+}
+
+impl CreateProduct {
+    /// The product it asks for.
+    pub fn product(&self) -> NewProduct {
+        NewProduct {
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            barcode: self.barcode.clone(),
+            description: self.description.clone(),
+            category: self.category.clone(),
+            uom: self.uom.unwrap_or(Uom::Each),
+            price: self.price,
+        }
+    }
 }
 
 /// `POST /v1/inventory/locations`.
@@ -143,12 +174,13 @@ fn save_product(
 
 /// Creates a product from REST.
 pub fn create(ctx: &mut Ctx<'_>, req: &CreateProduct) -> Result<Value, ApiError> {
-    req.product.validate()?;
+    let product = req.product();
+    product.validate()?;
     let id = req.id.clone().unwrap_or_else(ProductId::new);
     if ctx.tx.product(&ctx.org, id.as_str())?.is_some() {
         return Err(ApiError::field("id", "Is already used"));
     }
-    let fields = ProductFields::from(&req.product);
+    let fields = ProductFields::from(&product);
     let mut doc = ProductDoc::create(&hub_device(), &fields).map_err(doc_error)?;
     let hlc = hub_now(ctx);
     insert_new(ctx, id.as_str(), &fields, doc.save(), &hlc)

@@ -109,7 +109,7 @@ async fn snapshot_then_deltas_with_a_checksum_the_client_can_recompute() {
     // Changes after the snapshot come as a delta.
     let token = meta["next_sync_token"].as_str().unwrap().to_owned();
     hub.receive(&seed.product, &seed.a, "1").await;
-    let p = api.get(&format!("/v1/products?filters[sku]=D-0")).await;
+    let p = api.get("/v1/products?filters[sku]=D-0").await;
     let gone = p.data()[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         api.delete(&format!("/v1/products/{gone}"), None)
