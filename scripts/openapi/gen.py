@@ -460,7 +460,7 @@ schemas["WsServerFrame"] = {"description": "Control frames the hub sends.", "one
     obj({"type": {"const": "ping"}}), obj({"type": {"const": "pong"}}),
     obj({"type": {"const": "error"}, "error": S("ErrorBody")})]}
 schemas["WsChangeFrame"] = obj(
-    {"type": {"type": "string", "enum": ["inventory.update", "product.update", "conflict.created",
+    {"type": {"type": "string", "enum": ["inventory.update", "product.update", "product.deleted", "conflict.created",
                                          "conflict.resolved"]},
      "seq": {**UINT, "description": "The change sequence; a gap is healed by the next delta pull."},
      "timestamp": TIME, "data": {"type": "object", "description":

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Instant;
@@ -16,8 +16,18 @@ use stocksync_protocol::ws::{CHANNELS, ClientFrame, Filters, ServerFrame};
 use stocksync_protocol::{ErrorBody, ErrorCode};
 use tokio::sync::broadcast::error::RecvError;
 
-/// Largest frame a client may send.
+/// Largest frame a client may send; a bigger one (up to [`HARD_LIMIT`]) gets an error frame.
 const MAX_FRAME: usize = 64 * 1024;
+
+/// Largest message read at all: beyond it the connection is closed (code 1008, the reason says
+/// why), since the rest of such a message cannot be skipped.
+const HARD_LIMIT: usize = 256 * 1024;
+
+/// Read buffer per connection. tungstenite zero-fills up to this much on every read attempt, and
+/// the session loop makes one each time it wakes (once per fanned-out event per connection): at
+/// the default 128 KiB that memset was over a quarter of the hub's CPU when fanning out to 1000
+/// subscribers. Client frames are small; a bigger one still fits (the buffer grows to the frame).
+const READ_BUFFER: usize = 4 * 1024;
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -37,7 +47,9 @@ pub(crate) async fn upgrade(
             .into_response();
         }
     };
-    ws.max_message_size(MAX_FRAME)
+    ws.max_message_size(HARD_LIMIT)
+        .max_frame_size(HARD_LIMIT)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| session(state, caller, socket))
 }
 
@@ -65,15 +77,26 @@ fn visible(caller: &Caller, e: &Event) -> bool {
 }
 
 fn error_frame(message: impl Into<String>) -> Message {
+    error_frame_with(ErrorCode::ValidationFailed, message)
+}
+
+fn error_frame_with(code: ErrorCode, message: impl Into<String>) -> Message {
     frame(&ServerFrame::Error {
         error: ErrorBody {
-            code: ErrorCode::ValidationFailed,
+            code,
             message: message.into(),
             details: serde_json::Value::Null,
             request_id: None,
             timestamp: None,
         },
     })
+}
+
+fn too_large(len: usize) -> Message {
+    error_frame_with(
+        ErrorCode::PayloadTooLarge,
+        format!("Frames are at most {MAX_FRAME} bytes; this one has {len}"),
+    )
 }
 
 fn frame(f: &ServerFrame) -> Message {
@@ -94,10 +117,20 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
             incoming = stream.next() => {
                 let msg = match incoming {
                     Some(Ok(m)) => m,
-                    _ => break,
+                    Some(Err(e)) => {
+                        // Unreadable (too big, or not WebSocket): say why, then hang up.
+                        let mut reason = e.to_string();
+                        reason.truncate(reason.floor_char_boundary(120));
+                        let close = CloseFrame { code: close_code::POLICY, reason: reason.into() };
+                        let _ = sink.send(Message::Close(Some(close))).await;
+                        break;
+                    }
+                    None => break,
                 };
                 last_heard = Instant::now();
                 let reply = match msg {
+                    Message::Text(ref t) if t.len() > MAX_FRAME => Some(too_large(t.len())),
+                    Message::Binary(ref b) if b.len() > MAX_FRAME => Some(too_large(b.len())),
                     Message::Text(text) => handle(&mut subs, text.as_str()),
                     Message::Binary(_) => Some(error_frame("Frames are JSON text, not binary")),
                     Message::Close(_) => break,
