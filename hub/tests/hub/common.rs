@@ -374,52 +374,43 @@ impl Client {
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
-        let res = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let bytes = res.bytes().await.unwrap();
-        let content_type = headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Err(e) = openapi::check_now(
-            method.as_str(),
-            path,
-            status,
-            content_type.as_deref(),
-            &bytes,
-        ) {
-            panic!(
-                "response does not conform to docs/openapi.json: {e}\nbody: {}",
-                String::from_utf8_lossy(&bytes)
-            );
-        }
-        openapi::record(
-            method.as_str(),
-            path,
-            status,
-            content_type.as_deref(),
-            &bytes,
-        );
-        assert!(
-            status < 500,
-            "{method} {path} answered {status}: {}",
+        send_checked(&method, path, req).await
+    }
+}
+
+/// Sends a request and checks its response the way every test wants: conformance to
+/// `docs/openapi.json`, no 5xx, an `X-Request-ID`.
+pub async fn send_checked(method: &Method, path: &str, req: reqwest::RequestBuilder) -> Resp {
+    let res = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ct = content_type.as_deref();
+    if let Err(e) = openapi::check_now(method.as_str(), path, status, ct, &bytes) {
+        panic!(
+            "response does not conform to docs/openapi.json: {e}\nbody: {}",
             String::from_utf8_lossy(&bytes)
         );
-        assert!(
-            headers.contains_key("x-request-id"),
-            "{method} {path}: no X-Request-ID"
-        );
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+    }
+    openapi::record(method.as_str(), path, status, ct, &bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    assert!(status < 500, "{method} {path} answered {status}: {text}");
+    assert!(
+        headers.contains_key("x-request-id"),
+        "{method} {path}: no X-Request-ID"
+    );
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
     }
 }

@@ -4,59 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common::*;
-use crate::openapi;
 use reqwest::Method;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Sends a hand-built request (invalid header bytes, another content type) and checks its
-/// response the way `Client::send` does: conformance to `docs/openapi.json`, no 5xx, a request id.
+/// Sends a hand-built request (invalid header bytes, another content type), checked like any.
 pub(crate) async fn send_built(method: &Method, path: &str, req: reqwest::RequestBuilder) -> Resp {
-    let res = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let bytes = res.bytes().await.unwrap();
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Err(e) = openapi::check_now(
-        method.as_str(),
-        path,
-        status,
-        content_type.as_deref(),
-        &bytes,
-    ) {
-        panic!(
-            "response does not conform to docs/openapi.json: {e}\nbody: {}",
-            String::from_utf8_lossy(&bytes)
-        );
-    }
-    openapi::record(
-        method.as_str(),
-        path,
-        status,
-        content_type.as_deref(),
-        &bytes,
-    );
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    assert!(status < 500, "{method} {path} answered {status}: {text}");
-    assert!(
-        headers.contains_key("x-request-id"),
-        "{method} {path}: no X-Request-ID"
-    );
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
+    send_checked(method, path, req).await
 }
 
 /// A request with the client's headers plus `extra` raw header values, built by hand.
