@@ -32,6 +32,14 @@ fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiErro
         None => None,
     };
     let product = text("product_id");
+    // Conflicts reach subscribers filtering on the product's category too.
+    let category = match &product {
+        Some(p) => ctx
+            .tx
+            .product(&ctx.org, p)?
+            .and_then(|p| p.resource["category"].as_str().map(str::to_owned)),
+        None => None,
+    };
     let seq = feed::record(
         ctx,
         Change {
@@ -57,7 +65,7 @@ fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiErro
             branch_id: branch.as_deref(),
             location_id: location.as_deref(),
             product_id: product.as_deref(),
-            category: None,
+            category: category.as_deref(),
         },
     );
     Ok(seq)

@@ -793,3 +793,31 @@ async fn shutdown_closes_open_sockets() {
     // And nothing listens any more.
     assert!(connect(&hub, &api_headers(&hub)).await.is_err());
 }
+
+#[tokio::test]
+async fn a_category_filter_also_selects_conflicts() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let food = product(&hub, "food").await;
+    let tools = product(&hub, "tools").await;
+    let mut ws = open(&hub).await;
+    subscribe(
+        &mut ws,
+        &["conflicts.changes"],
+        json!({ "product_category": "food" }),
+    )
+    .await;
+    let dev = hub.enroll().await;
+    // Two shipments from empty shelves: two rejections, two conflict records.
+    let r = dev
+        .push(vec![
+            dev.movement("shipment", &tools, &seed.a, "1"),
+            dev.movement("shipment", &food, &seed.a, "1"),
+        ])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = next(&mut ws).await;
+    assert_eq!(got["type"], "conflict.created");
+    assert_eq!(got["data"]["product_id"], food.as_str());
+    assert_quiet(&mut ws).await;
+}
