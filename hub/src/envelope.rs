@@ -72,6 +72,14 @@ impl Reply {
         self
     }
 
+    /// Adds `ETag: "version-N"` from `data.version` (when there is one).
+    pub fn etag(self) -> Self {
+        match self.data.get("version").and_then(Value::as_u64) {
+            Some(v) => self.header("etag", &format!("\"version-{v}\"")),
+            None => self,
+        }
+    }
+
     /// Adds a header (values that are not valid header text are dropped).
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {

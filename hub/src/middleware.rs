@@ -212,7 +212,7 @@ fn tenancy(
             _ => {}
         }
     }
-    if let Some(branch) = header(headers, h::BRANCH_ID)? {
+    if let Some(branch) = header(headers, h::BRANCH_ID)?.filter(|b| !b.is_empty()) {
         if !branches.contains(branch) || !caller.in_branch(branch) {
             return Err(ApiError::denied(
                 "X-Branch-ID names a branch outside this credential's",

@@ -92,10 +92,6 @@ fn project(resource: &Value, fields: Option<&[String]>) -> Value {
     }
 }
 
-fn etag(version: &Value) -> String {
-    format!("\"version-{}\"", version.as_u64().unwrap_or(0))
-}
-
 pub(super) async fn list_products(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -188,7 +184,7 @@ pub(super) async fn get_product(
                 .ok_or_else(|| ApiError::not_found("product", &id))
         })
         .await?;
-    let tag = etag(&row.resource["version"]);
+    let tag = format!("\"version-{}\"", row.version);
     Ok(Reply::ok(project(&row.resource, fields.as_deref())).header("etag", &tag))
 }
 
@@ -209,7 +205,7 @@ pub(super) async fn create_product(
         move |ctx| Ok((201, catalog::create(ctx, &req)?)),
     )
     .await?;
-    Ok(reply)
+    Ok(reply.etag())
 }
 
 fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -238,8 +234,7 @@ pub(super) async fn update_product(
             catalog::update(ctx, &id, if_match.as_deref(), &patch)
         })
         .await?;
-    let tag = etag(&resource["version"]);
-    Ok(Reply::ok(resource).header("etag", &tag))
+    Ok(Reply::ok(resource).etag())
 }
 
 pub(super) async fn delete_product(

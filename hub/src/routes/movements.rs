@@ -127,11 +127,19 @@ pub(super) async fn batch(
             }
             if atomic && let Some((index, mut e)) = first_failure {
                 // Nothing of an atomic batch stays when one item fails.
+                // Field errors stay field → messages, named by item; other errors get `index`.
                 let mut details = match e.details.take() {
                     Value::Object(m) => m,
                     _ => serde_json::Map::new(),
                 };
-                details.insert("index".into(), json!(index));
+                if e.code == stocksync_protocol::ErrorCode::ValidationFailed {
+                    details = details
+                        .into_iter()
+                        .map(|(k, v)| (format!("transactions[{index}].{k}"), v))
+                        .collect();
+                } else {
+                    details.insert("index".into(), json!(index));
+                }
                 e.details = Value::Object(details);
                 e.message = format!("Item {index} failed, so none was applied: {}", e.message);
                 return Err(e);

@@ -25,6 +25,7 @@ async fn product_lifecycle_with_etag_and_if_match() {
     assert_eq!(r.status, 201, "{}", r.text);
     let id = r.data()["id"].as_str().unwrap().to_owned();
     assert_eq!(r.data()["version"], 1);
+    assert_eq!(r.header("etag"), Some("\"version-1\""));
     assert_eq!(r.data()["price"]["amount"], "9.99");
 
     let r = api.get(&format!("/v1/products/{id}")).await;
@@ -332,4 +333,29 @@ async fn metrics_count_requests_push_outcomes_and_delta_latency() {
     ] {
         assert!(r.text.contains(line), "missing `{line}` in:\n{}", r.text);
     }
+}
+
+#[tokio::test]
+async fn an_atomic_batch_names_the_bad_item_in_its_field_errors() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let item = |qty: &str| {
+        json!({
+        "transaction_type": "receipt", "product_id": seed.product, "location_id": seed.a,
+        "quantity": { "value": qty, "uom": "EACH" } })
+    };
+    let r = hub
+        .api()
+        .post(
+            "/v1/inventory/transactions/batch",
+            json!({ "atomic": true, "transactions": [item("1"), item("0.5")] }),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.body["error"]["details"]["transactions[1].quantity.value"].is_array(),
+        "{}",
+        r.text
+    );
+    assert_eq!(hub.on_hand(&seed.product, &seed.a).await, "0");
 }
