@@ -17,6 +17,9 @@ pub struct HubConfig {
     pub rate_limit: u32,
     /// The rate-limit window.
     pub rate_window: Duration,
+    /// Enrollment and refresh calls per client address per window (0: unlimited): the routes
+    /// that take a secret in the body, so guessing keys is slow.
+    pub auth_rate_limit: u32,
     /// Access token lifetime (the contract says one hour).
     pub access_ttl_secs: i64,
     /// Refresh token lifetime.
@@ -38,6 +41,7 @@ impl HubConfig {
             data_dir: data_dir.into(),
             rate_limit: 1200,
             rate_window: Duration::from_secs(60),
+            auth_rate_limit: 30,
             access_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
             retention: Duration::from_secs(7 * 24 * 3600),

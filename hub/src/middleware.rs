@@ -5,10 +5,11 @@ use crate::auth::{Caller, jwt};
 use crate::envelope::{REQUEST_ID, new_request_id};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::time::Instant;
 use stocksync_protocol::{ErrorCode, headers as h};
 use tracing::Instrument;
@@ -74,22 +75,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             Err(e) => e.into_response(),
         }
     } else {
-        let mut e = ApiError::new(
-            ErrorCode::RateLimitExceeded,
-            format!(
-                "Too many requests: {} per {} s; try again in {} s",
-                decision.limit,
-                state.config.rate_window.as_secs(),
-                decision.retry_after_secs
-            ),
-        )
-        .with_details(serde_json::json!({
-            "limit": decision.limit,
-            "window": format!("{}s", state.config.rate_window.as_secs()),
-            "retry_after": decision.retry_after_secs,
-        }));
-        e.retry_after = Some(decision.retry_after_secs);
-        e.into_response()
+        too_many(&state, &decision).into_response()
     };
     if decision.limit > 0 {
         let headers = response.headers_mut();
@@ -101,6 +87,42 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_unix));
     }
     response
+}
+
+/// Limits the enrollment and refresh routes per client address: they take secrets in the body
+/// and need no credential, so this is what makes guessing slow.
+pub async fn limit_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
+    let decision = state.auth_limiter.check(&format!("addr:{addr}"), now);
+    if decision.allowed {
+        next.run(req).await
+    } else {
+        too_many(&state, &decision).into_response()
+    }
+}
+
+fn too_many(state: &AppState, decision: &crate::ratelimit::RateDecision) -> ApiError {
+    let mut e = ApiError::new(
+        ErrorCode::RateLimitExceeded,
+        format!(
+            "Too many requests: {} per {} s; try again in {} s",
+            decision.limit,
+            state.config.rate_window.as_secs(),
+            decision.retry_after_secs
+        ),
+    )
+    .with_details(serde_json::json!({
+        "limit": decision.limit,
+        "window": format!("{}s", state.config.rate_window.as_secs()),
+        "retry_after": decision.retry_after_secs,
+    }));
+    e.retry_after = Some(decision.retry_after_secs);
+    e
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {

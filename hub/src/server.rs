@@ -63,11 +63,14 @@ impl Hub {
         let app = crate::routes::router(state.clone());
         let mut signal = stopped;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = signal.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = signal.wait_for(|s| *s).await;
+            })
+            .await
         });
         spawn_housekeeping(state.clone());
         tracing::info!(%addr, "hub listening");
@@ -129,8 +132,10 @@ pub fn open_state(
     let directory = Directory::load(&*storage.read()?)?;
     let (bus, _) = tokio::sync::broadcast::channel(BUS_CAPACITY);
     let limiter = RateLimiter::new(config.rate_limit, config.rate_window);
+    let auth_limiter = RateLimiter::new(config.auth_rate_limit, config.rate_window);
     Ok(AppState(Arc::new(Inner {
         limiter,
+        auth_limiter,
         config,
         storage: Arc::new(storage),
         secrets,

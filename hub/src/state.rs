@@ -28,6 +28,8 @@ pub struct Inner {
     pub directory: RwLock<Directory>,
     /// Per-credential request limits.
     pub limiter: RateLimiter,
+    /// Per-address limits of the enrollment and refresh routes.
+    pub auth_limiter: RateLimiter,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// Committed changes for WebSocket subscribers.

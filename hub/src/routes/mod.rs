@@ -10,7 +10,7 @@ pub mod ws;
 
 use crate::envelope::Reply;
 use crate::error::ApiError;
-use crate::middleware::{authenticate, request_context};
+use crate::middleware::{authenticate, limit_by_address, request_context};
 use crate::service::Ctx;
 use crate::service::idempotency::{self, Key, Outcome};
 use crate::state::AppState;
@@ -76,8 +76,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health", get(system::health))
         .route("/v1/openapi.json", get(system::openapi))
         .route("/metrics", get(system::metrics))
-        .route("/v1/auth/devices", post(auth::enroll))
-        .route("/v1/oauth/token", post(auth::token));
+        .merge(
+            Router::new()
+                .route("/v1/auth/devices", post(auth::enroll))
+                .route("/v1/oauth/token", post(auth::token))
+                .route_layer(from_fn_with_state(state.clone(), limit_by_address)),
+        );
     protected
         .merge(public)
         .fallback(system::not_found)

@@ -953,3 +953,31 @@ async fn rate_limit_is_per_credential_with_headers_and_429() {
         assert_eq!(hub.anonymous().get("/v1/health").await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn guessing_enrollment_keys_is_rate_limited_per_address() {
+    let hub = TestHub::start_with(|c| {
+        c.rate_limit = 0;
+        c.auth_rate_limit = 3;
+    })
+    .await;
+    let guess = |n: u32| json!({ "enrollment_key": format!("enr_guess_{n}"), "device_id": format!("dev_{}", uuid_tail()), "role": "handheld" });
+    for n in 0..3 {
+        let r = hub.anonymous().post_raw("/v1/auth/devices", guess(n)).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = hub.anonymous().post_raw("/v1/auth/devices", guess(3)).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.code(), "RATE_LIMIT_EXCEEDED");
+    assert!(r.header("retry-after").is_some());
+    // The refresh route shares the address's budget; API calls do not.
+    let r = hub
+        .anonymous()
+        .post_raw(
+            "/v1/oauth/token",
+            json!({ "grant_type": "refresh_token", "refresh_token": "rt_guess" }),
+        )
+        .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(hub.api().get("/v1/products").await.status, 200);
+}
