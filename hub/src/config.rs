@@ -28,6 +28,8 @@ pub struct HubConfig {
     pub retention: Duration,
     /// Idempotency keys are kept at least this long.
     pub idempotency_ttl: Duration,
+    /// How often expired idempotency keys and feed tombstones are dropped.
+    pub housekeeping_every: Duration,
     /// How often the hub pings a WebSocket peer.
     pub ws_ping_every: Duration,
     /// A peer silent this long is dropped.
@@ -46,6 +48,7 @@ impl HubConfig {
             refresh_ttl_secs: 30 * 24 * 3600,
             retention: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(48 * 3600),
+            housekeeping_every: Duration::from_secs(3600),
             ws_ping_every: Duration::from_secs(20),
             ws_idle_timeout: Duration::from_secs(60),
         }

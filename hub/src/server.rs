@@ -263,28 +263,74 @@ pub fn write_dev_credentials(data_dir: &Path, creds: &DevCredentials) -> std::io
     Ok(())
 }
 
-/// Forgets idempotency keys past their time, once an hour.
+/// Once per `housekeeping_every`: forgets idempotency keys past their time, and drops feed
+/// tombstones no valid delta token can still need.
+///
+/// A delta token is honoured only if issued within the retention, and every token's position is
+/// at least the feed's head when its pull began; so tombstones at or below the head of one
+/// retention ago can go. The heads are sampled in memory at each tick (after a restart nothing is
+/// purged until a retention has passed again).
 fn spawn_housekeeping(state: AppState) {
     let mut stopped = state.shutdown.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        let mut every = tokio::time::interval(state.config.housekeeping_every);
+        let mut heads: std::collections::VecDeque<(std::time::Instant, Vec<(String, u64)>)> =
+            Default::default();
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = stopped.changed() => break,
             }
-            let ttl = chrono::Duration::from_std(state.config.idempotency_ttl)
-                .unwrap_or(chrono::Duration::days(2));
-            let before =
-                (chrono::Utc::now() - ttl).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let purged = state
-                .write("", move |ctx| {
-                    ctx.tx.purge_idempotency(&before).map_err(Into::into)
-                })
-                .await;
-            if let Err(e) = purged {
-                tracing::warn!(error = %e, "idempotency purge failed");
+            if let Err(e) = housekeeping(&state, &mut heads).await {
+                tracing::warn!(error = %e, "housekeeping failed");
             }
         }
     });
+}
+
+async fn housekeeping(
+    state: &AppState,
+    heads: &mut std::collections::VecDeque<(std::time::Instant, Vec<(String, u64)>)>,
+) -> Result<(), crate::error::ApiError> {
+    let ttl = chrono::Duration::from_std(state.config.idempotency_ttl)
+        .unwrap_or(chrono::Duration::days(2));
+    let before = (chrono::Utc::now() - ttl).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    state
+        .write("", move |ctx| {
+            ctx.tx.purge_idempotency(&before).map_err(Into::into)
+        })
+        .await?;
+
+    let now = std::time::Instant::now();
+    let sample = state
+        .read(|tx| {
+            let mut out = Vec::new();
+            for org in tx.orgs()? {
+                let (head, _) = tx.feed_state(&org.id)?;
+                out.push((org.id, head));
+            }
+            Ok(out)
+        })
+        .await?;
+    heads.push_back((now, sample));
+    // The newest sample at least one retention old decides; older ones are no longer needed.
+    let mut due = None;
+    while heads
+        .front()
+        .is_some_and(|(t, _)| now.duration_since(*t) >= state.config.retention)
+    {
+        due = heads.pop_front();
+    }
+    if let Some((t, orgs)) = due {
+        heads.push_front((t, orgs.clone()));
+        state
+            .write("", move |ctx| {
+                for (org, head) in orgs {
+                    ctx.tx.purge_tombstones(&org, head)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(())
 }

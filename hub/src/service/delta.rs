@@ -81,7 +81,8 @@ pub fn page(
             if t.a > current {
                 return Err(invalid("The sync token is ahead of this hub's feed"));
             }
-            if now - t.t > retention_secs || t.a < purged {
+            // A snapshot in progress never needs tombstones; a delta below the purge does.
+            if now - t.t > retention_secs || (t.u.is_none() && t.a < purged) {
                 let meta = DeltaMeta {
                     next_sync_token: sign(key, &fresh),
                     changes_count: 0,

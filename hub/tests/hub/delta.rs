@@ -309,3 +309,49 @@ async fn delta_pages_are_gzipped_when_asked() {
     let bytes = r.bytes().await.unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
 }
+
+#[tokio::test]
+async fn tombstones_older_than_the_retention_are_purged() {
+    let hub = TestHub::start_with(|c| {
+        c.rate_limit = 0;
+        c.retention = Duration::from_millis(1500);
+        c.housekeeping_every = Duration::from_millis(200);
+    })
+    .await;
+    let api = hub.api();
+    let r = api
+        .post(
+            "/v1/products",
+            json!({ "sku": "GONE", "name": "Soon gone" }),
+        )
+        .await;
+    let id = r.data()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.delete(&format!("/v1/products/{id}"), None).await.status,
+        200
+    );
+    let db = hub.dir.path().join("hub.db");
+    let tombstones = || {
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.query_row("SELECT count(*) FROM feed WHERE deleted = 1", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(tombstones(), 1);
+    // A snapshot started now keeps working while the purge runs.
+    let first = api.get("/v1/inventory/delta?limit=1").await;
+    let mut waited = 0;
+    while tombstones() > 0 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(tombstones(), 0, "purged after the retention");
+    let token = first.body["meta"]["next_sync_token"].as_str().unwrap();
+    let r = api
+        .get(&format!("/v1/inventory/delta?since_token={token}"))
+        .await;
+    assert_eq!(r.status, 200);
+}
