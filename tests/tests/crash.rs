@@ -27,6 +27,8 @@
 // A test: a failed step is a failed test, with the message saying which.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
@@ -34,8 +36,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use stocksync_node::{StoreOptions, SyncNode};
+use support::{XorShift, clock_seed, env_u64};
 
 const WRITER: &str = env!("CARGO_BIN_EXE_crash-writer");
 const DB: &str = "node.db";
@@ -843,42 +846,4 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     name.into()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Randomness.
-
-/// xorshift64*: the kill schedule, replayable from its seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1))
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
-fn clock_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    (nanos ^ u64::from(std::process::id())) % 1_000_000_007
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={value:?}: {e}")),
-    )
 }

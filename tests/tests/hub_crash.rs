@@ -44,6 +44,8 @@
 // A test: a failed step is a failed test, with the message saying which.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fs::File;
@@ -53,6 +55,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{XorShift, clock_seed, env_u64};
 use tokio::sync::watch;
 
 const OPS_PER_BATCH: usize = 25;
@@ -903,39 +906,4 @@ fn percent_encode(v: &str) -> String {
 
 fn uuid_simple() -> String {
     uuid::Uuid::now_v7().simple().to_string()
-}
-
-/// Xorshift64*: the kill schedule and quantities replay from the seed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1))
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
-fn clock_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    (nanos ^ u64::from(std::process::id())) % 1_000_000_007
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={value:?}: {e}")),
-    )
 }
