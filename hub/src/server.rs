@@ -130,6 +130,11 @@ pub fn open_state(
     let storage = SqliteStorage::open(&config.data_dir.join("hub.db"))?;
     apply_bootstrap(&storage, bootstrap)?;
     let directory = Directory::load(&*storage.read()?)?;
+    if directory.branches.is_empty() {
+        tracing::warn!(
+            "the hub knows no organization yet: start it with --config FILE (docs/hub.md) or --dev"
+        );
+    }
     let (bus, _) = tokio::sync::broadcast::channel(BUS_CAPACITY);
     let limiter = RateLimiter::new(config.rate_limit, config.rate_window);
     let auth_limiter = RateLimiter::new(config.auth_rate_limit, config.rate_window);
