@@ -189,7 +189,8 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
     let uom: Uom = uom_text.parse().map_err(ApiError::internal)?;
     let category = product.resource["category"].as_str().map(str::to_owned);
     let mut locations: HashMap<String, LocationRow> = HashMap::new();
-    let mut levels: HashMap<String, StockLevel> = HashMap::new();
+    // Each location's stock row, read once: the rules plan against it and the legs update it.
+    let mut stocks: HashMap<String, StockRow> = HashMap::new();
     for loc in m.locations() {
         let row = ctx
             .tx
@@ -204,11 +205,16 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
         }
         let stock = ctx
             .tx
-            .stock(&ctx.org, m.product_id.as_str(), loc.as_str())?;
-        let level = stock
-            .map(|s| StockLevel::new(s.on_hand, Decimal::ZERO, s.allocated))
-            .unwrap_or_default();
-        levels.insert(loc.to_string(), level);
+            .stock(&ctx.org, m.product_id.as_str(), loc.as_str())?
+            .unwrap_or_else(|| StockRow {
+                product_id: m.product_id.to_string(),
+                location_id: loc.to_string(),
+                on_hand: Decimal::ZERO,
+                allocated: Decimal::ZERO,
+                version: 0,
+                updated_at: ctx.now.clone(),
+            });
+        stocks.insert(loc.to_string(), stock);
         locations.insert(loc.to_string(), row);
     }
     let movement_id = match &m.kind {
@@ -222,7 +228,10 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
         ));
     }
     let legs = plan(m, uom, |loc| {
-        levels.get(loc.as_str()).copied().unwrap_or_default()
+        stocks
+            .get(loc.as_str())
+            .map(|s| StockLevel::new(s.on_hand, Decimal::ZERO, s.allocated))
+            .unwrap_or_default()
     })
     .map_err(|r| match r {
         Refusal::Invalid(e) => ApiError::validation(e),
@@ -236,17 +245,10 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
             .get(loc)
             .map(|l| l.branch_id.clone())
             .unwrap_or_default();
-        let before = ctx
-            .tx
-            .stock(&ctx.org, leg.product_id.as_str(), loc)?
-            .unwrap_or(StockRow {
-                product_id: leg.product_id.to_string(),
-                location_id: loc.to_owned(),
-                on_hand: Decimal::ZERO,
-                allocated: Decimal::ZERO,
-                version: 0,
-                updated_at: ctx.now.clone(),
-            });
+        let before = stocks
+            .get(loc)
+            .cloned()
+            .ok_or_else(|| ApiError::internal(format!("leg at unplanned location {loc}")))?;
         let overflow = || ApiError::field("quantity.value", "Is too large");
         let after = StockRow {
             on_hand: before
@@ -262,6 +264,7 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
             ..before.clone()
         };
         ctx.tx.put_stock(&ctx.org.clone(), &after)?;
+        stocks.insert(loc.to_owned(), after.clone());
         let resource = stock_resource(&after, &branch, &uom_text);
         let id = format!("{}@{}", after.product_id, after.location_id);
         let seq = feed::record(
