@@ -49,6 +49,21 @@ impl From<&NewProduct> for ProductFields {
     }
 }
 
+/// The fields as a creation request (status aside), so they can be checked like one.
+impl From<&ProductFields> for NewProduct {
+    fn from(f: &ProductFields) -> Self {
+        NewProduct {
+            sku: f.sku.clone(),
+            name: f.name.clone(),
+            barcode: f.barcode.clone(),
+            description: f.description.clone(),
+            category: f.category.clone(),
+            uom: f.uom,
+            price: f.price,
+        }
+    }
+}
+
 impl ProductFields {
     /// Each field as the text the document keeps (`None` = absent).
     fn entries(&self) -> [(&'static str, Option<String>); 8] {

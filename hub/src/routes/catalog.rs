@@ -1,6 +1,6 @@
 //! Products, locations and the stock views.
 
-use super::{Paging, keyed, page_reply};
+use super::{Paging, keyed, page_reply, whole_list};
 use crate::auth::Caller;
 use crate::envelope::{Reply, pagination};
 use crate::error::ApiError;
@@ -386,8 +386,7 @@ pub(super) async fn product_inventory(
             Ok(out)
         })
         .await?;
-    let total = items.len() as u64;
-    Ok(page_reply(items, 1, total.max(1), total))
+    Ok(whole_list(items))
 }
 
 fn stock_here(tx: &dyn Tx, caller: &Caller, id: &str) -> Result<Vec<(Value, Value)>, ApiError> {
@@ -414,8 +413,7 @@ pub(super) async fn location_inventory(
     caller.require(READ)?;
     let rows = state.read(move |tx| stock_here(tx, &caller, &id)).await?;
     let items: Vec<Value> = rows.into_iter().map(|(_, s)| s).collect();
-    let total = items.len() as u64;
-    Ok(page_reply(items, 1, total.max(1), total))
+    Ok(whole_list(items))
 }
 
 pub(super) async fn location_products(
@@ -429,6 +427,5 @@ pub(super) async fn location_products(
         .into_iter()
         .map(|(p, s)| json!({ "product": p, "stock": s }))
         .collect();
-    let total = items.len() as u64;
-    Ok(page_reply(items, 1, total.max(1), total))
+    Ok(whole_list(items))
 }

@@ -160,6 +160,12 @@ impl Paging {
     }
 }
 
+/// A list that is never paged (a product's or a location's stock): one page holding everything.
+pub(crate) fn whole_list(items: Vec<Value>) -> Reply {
+    let total = items.len() as u64;
+    page_reply(items, 1, total.max(1), total)
+}
+
 /// A list reply with `meta.pagination`.
 pub(crate) fn page_reply(items: Vec<Value>, page: u64, size: u64, total: u64) -> Reply {
     let has_more = (page - 1) * size + (items.len() as u64) < total;

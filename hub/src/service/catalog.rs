@@ -307,16 +307,7 @@ pub fn create_from_op(
         .map_err(|e| ApiError::field("doc", format!("Not base64: {e}")))?;
     let mut doc = ProductDoc::load(&bytes).map_err(doc_error)?;
     let fields = doc.fields().map_err(doc_error)?;
-    let as_new = NewProduct {
-        sku: fields.sku.clone(),
-        name: fields.name.clone(),
-        barcode: fields.barcode.clone(),
-        description: fields.description.clone(),
-        category: fields.category.clone(),
-        uom: fields.uom,
-        price: fields.price,
-    };
-    as_new.validate()?;
+    NewProduct::from(&fields).validate()?;
     insert_new(ctx, id.as_str(), &fields, doc.save(), hlc)
 }
 
@@ -429,18 +420,10 @@ pub fn settle_field(
     let fields = doc
         .fields()
         .map_err(|e| ApiError::field("value", e.to_string()))?;
-    let mut errors = NewProduct {
-        sku: fields.sku.clone(),
-        name: fields.name.clone(),
-        barcode: fields.barcode.clone(),
-        description: fields.description.clone(),
-        category: fields.category.clone(),
-        uom: fields.uom,
-        price: fields.price,
-    }
-    .validate()
-    .err()
-    .unwrap_or_default();
+    let mut errors = NewProduct::from(&fields)
+        .validate()
+        .err()
+        .unwrap_or_default();
     errors.0.retain(|k, _| k.starts_with(field));
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
