@@ -187,7 +187,7 @@ impl Store {
     pub fn products(&self) -> Result<Vec<Product>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM products ORDER BY sku"
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE deleted = 0 ORDER BY sku"
         ))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();

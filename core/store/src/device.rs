@@ -106,6 +106,14 @@ impl NewDevice {
 impl Store {
     /// Makes this database a device: mints its id. Refused if it already is one.
     pub fn init_device(&self, new: &NewDevice) -> Result<DeviceInfo, StoreError> {
+        self.insert_device(new, DeviceId::new())
+    }
+
+    pub(crate) fn insert_device(
+        &self,
+        new: &NewDevice,
+        device_id: DeviceId,
+    ) -> Result<DeviceInfo, StoreError> {
         new.validate()?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -114,7 +122,6 @@ impl Store {
                 existing.device_id.to_string(),
             ));
         }
-        let device_id = DeviceId::new();
         let now = now();
         tx.execute(
             "INSERT INTO device (singleton, device_id, org_id, branch_id, name, role, created_at)

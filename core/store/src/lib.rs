@@ -11,12 +11,18 @@ mod device;
 mod error;
 mod migrations;
 mod movements;
+mod pull;
+mod push;
+mod sync_state;
 mod views;
 
 pub use device::{DeviceInfo, DeviceRole, NewDevice};
 pub use error::StoreError;
 pub use migrations::{MIGRATIONS, Migration, SCHEMA_VERSION, migrate_to};
 pub use movements::{Allocation, Recorded};
+pub use pull::{ChecksumCheck, PageApplied};
+pub use push::{OpOutcome, PushApplied, PushBatch};
+pub use sync_state::{ConflictRow, HubCredentials, SyncCounts};
 pub use views::{LedgerFilter, LedgerRow, OutboxRow, StockFilter, StockRow};
 
 use rusqlite::Connection;

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "002_allocations.sql",
         sql: include_str!("../migrations/002_allocations.sql"),
     },
+    Migration {
+        version: 3,
+        name: "003_sync.sql",
+        sql: include_str!("../migrations/003_sync.sql"),
+    },
 ];
 
 /// The schema version this program writes.

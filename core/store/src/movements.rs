@@ -125,11 +125,11 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         let mut upsert_stock = tx.prepare_cached(
-            "INSERT INTO stock (product_id, location_id, pending, allocated, updated_at)
+            "INSERT INTO stock (product_id, location_id, pending, pending_allocated, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (product_id, location_id) DO UPDATE SET
                  pending = pending + excluded.pending,
-                 allocated = allocated + excluded.allocated,
+                 pending_allocated = pending_allocated + excluded.pending_allocated,
                  updated_at = excluded.updated_at",
         )?;
         let (reason, reference) = match &movement.kind {
@@ -242,7 +242,7 @@ fn level(
     }
     let row: Option<(i64, i64, i64)> = tx
         .prepare_cached(
-            "SELECT synced_on_hand, pending, allocated FROM stock
+            "SELECT synced_on_hand, pending, synced_allocated + pending_allocated FROM stock
              WHERE product_id = ?1 AND location_id = ?2",
         )?
         .query_row([product.as_str(), location.as_str()], |r| {

@@ -116,7 +116,7 @@ impl Store {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT s.product_id, p.sku, p.name, s.location_id, l.code, p.uom,
-                    s.synced_on_hand, s.pending, s.allocated
+                    s.synced_on_hand, s.pending, s.synced_allocated + s.pending_allocated
              FROM stock s JOIN products p ON p.id = s.product_id
                           JOIN locations l ON l.id = s.location_id
              WHERE (?1 IS NULL OR s.product_id = ?1) AND (?2 IS NULL OR s.location_id = ?2)
@@ -213,13 +213,21 @@ impl Store {
 /// Each query names what it found wrong; an empty list means consistent.
 const INVARIANTS: &[(&str, &str)] = &[
     (
-        "stock view differs from the ledger sums",
+        // The synced part is the hub's word; the pending part must be exactly the legs the hub
+        // has not confirmed yet.
+        "pending stock differs from the unconfirmed ledger legs",
         "SELECT count(*) FROM (
              SELECT product_id, location_id, sum(on_hand_delta) AS oh, sum(allocated_delta) AS al
-             FROM ledger GROUP BY product_id, location_id) g
+             FROM ledger WHERE state = 'pending' GROUP BY product_id, location_id) g
          FULL JOIN stock s USING (product_id, location_id)
-         WHERE coalesce(g.oh, 0) != coalesce(s.synced_on_hand, 0) + coalesce(s.pending, 0)
-            OR coalesce(g.al, 0) != coalesce(s.allocated, 0)",
+         WHERE coalesce(g.oh, 0) != coalesce(s.pending, 0)
+            OR coalesce(g.al, 0) != coalesce(s.pending_allocated, 0)",
+    ),
+    (
+        "ledger legs whose state disagrees with their op's",
+        "SELECT count(*) FROM ledger g JOIN outbox o USING (op_id)
+         WHERE g.state != CASE o.state WHEN 'acked' THEN 'synced'
+                                       WHEN 'rejected' THEN 'rejected' ELSE 'pending' END",
     ),
     (
         "ledger legs without their outbox op",
