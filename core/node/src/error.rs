@@ -42,6 +42,28 @@ pub enum NodeError {
         /// What SQLite or the store said.
         message: String,
     },
+    /// The hub cannot be reached (or did not answer in time): work on; sync retries later.
+    #[error("offline: {message}")]
+    Offline {
+        /// What the network said.
+        message: String,
+    },
+    /// Not enrolled, or the hub refused this device's credentials: enroll (again).
+    #[error("sign-in needed: {message}")]
+    AuthRequired {
+        /// Why.
+        message: String,
+    },
+    /// The hub answered with an error that retrying will not fix.
+    #[error("the hub said: {message} (HTTP {status})")]
+    Hub {
+        /// HTTP status.
+        status: u16,
+        /// The contract's error code.
+        code: String,
+        /// What the hub said.
+        message: String,
+    },
 }
 
 impl NodeError {
@@ -53,6 +75,12 @@ impl NodeError {
             NodeError::Invalid { .. } => ErrorCode::ValidationFailed,
             NodeError::Rule { .. } => ErrorCode::BusinessRuleViolation,
             NodeError::Storage { .. } => ErrorCode::InternalError,
+            NodeError::Offline { .. } => ErrorCode::ServiceUnavailable,
+            NodeError::AuthRequired { .. } => ErrorCode::AuthenticationFailed,
+            NodeError::Hub { code, .. } => {
+                serde_json::from_value(serde_json::Value::String(code.clone()))
+                    .unwrap_or(ErrorCode::InternalError)
+            }
         }
     }
 
@@ -93,6 +121,35 @@ impl From<StoreError> for NodeError {
             },
             other => NodeError::Storage {
                 message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<crate::sync::RoundError> for NodeError {
+    fn from(e: crate::sync::RoundError) -> Self {
+        use crate::sync::RoundError;
+        use crate::sync::transport::TransportError;
+        match e {
+            RoundError::AuthRequired(message) => NodeError::AuthRequired { message },
+            RoundError::Store(message) => NodeError::Storage { message },
+            RoundError::Transport(t) => match t {
+                TransportError::Http {
+                    status,
+                    code,
+                    message,
+                    ..
+                } if !matches!(status, 408 | 429 | 500 | 502 | 503 | 504) => NodeError::Hub {
+                    status,
+                    code: code
+                        .and_then(|c| serde_json::to_value(c).ok())
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "HTTP_ERROR".to_owned()),
+                    message,
+                },
+                other => NodeError::Offline {
+                    message: other.to_string(),
+                },
             },
         }
     }

@@ -1,15 +1,21 @@
 //! `SyncNode`: the device-side API of stocksync, the one surface the command line, the desktop
-//! app and (next) the Kotlin/Swift/Python bindings all call.
+//! app and the Kotlin/Swift/Python bindings all call.
 //!
-//! Today it holds the offline node: a local SQLite store where every read and write works with
-//! no network. The sync engine (push, pull, live) joins it in the sync issue.
+//! Every local read and write works offline against the device's SQLite file; the sync engine
+//! (`sync`) pushes the outbox, pulls the hub's changes and stays live over a WebSocket.
 
 mod error;
 mod node;
+pub mod sync;
 
 pub use error::NodeError;
 pub use node::{Movement, SyncNode};
+pub use stocksync_protocol::Resolution;
 pub use stocksync_store::{
-    Allocation, DeviceInfo, DeviceRole, LedgerRow, NewDevice, OutboxRow, Recorded, StockRow,
-    StoreOptions, Synchronous,
+    Allocation, ConflictRow, DeviceInfo, DeviceRole, LedgerRow, NewDevice, OpOutcome, OutboxRow,
+    Recorded, StockRow, StoreOptions, Synchronous,
+};
+pub use sync::{
+    ListenerHandle, NodeStatus, SyncConfig, SyncEvent, SyncListener, SyncProgress, SyncReport,
+    SyncState,
 };

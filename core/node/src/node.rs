@@ -1,5 +1,7 @@
 use crate::NodeError;
+use crate::sync::{NodeInner, SyncConfig};
 use std::path::Path;
+use std::sync::Arc;
 use stocksync_model::{
     AllocationId, Decimal, Location, Money, MovementKind, NewLocation, NewProduct, Product,
     ProductPatch, Quantity, ReasonCode, TransactionId, TransferId, Uom,
@@ -96,67 +98,88 @@ pub enum Movement {
     },
 }
 
-/// The node. Every method works offline and answers from the local database.
+/// The node. Every local method works offline and answers from the local database; the sync
+/// methods (`enroll`, `sync_now`, `start`, …) talk to the hub. Cheap to clone: clones share one
+/// database, one sync task and one set of listeners.
+#[derive(Clone)]
 pub struct SyncNode {
-    store: Store,
+    pub(crate) inner: Arc<NodeInner>,
 }
 
 impl SyncNode {
-    /// Opens (or creates) the node's database at `path`.
+    /// Opens (or creates) the node's database at `path`, with the default sync settings.
     pub fn open(path: impl AsRef<Path>, options: &StoreOptions) -> Result<SyncNode, NodeError> {
+        Self::open_with(path, options, SyncConfig::default())
+    }
+
+    /// Opens (or creates) the node's database at `path` with these sync settings.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: &StoreOptions,
+        config: SyncConfig,
+    ) -> Result<SyncNode, NodeError> {
         Ok(SyncNode {
-            store: Store::open(path, options)?,
+            inner: Arc::new(NodeInner::new(Store::open(path, options)?, config)),
         })
     }
 
     /// Makes this database a device, once.
     pub fn init(&self, device: &NewDevice) -> Result<DeviceInfo, NodeError> {
-        Ok(self.store.init_device(device)?)
+        Ok(self.inner.store.init_device(device)?)
     }
 
     /// The device this database belongs to.
     pub fn device(&self) -> Result<DeviceInfo, NodeError> {
-        Ok(self.store.device()?)
+        Ok(self.inner.store.device()?)
     }
 
     /// Adds a location.
     pub fn add_location(&self, code: &str, name: &str) -> Result<Location, NodeError> {
-        self.store.device()?;
-        Ok(self.store.add_location(&NewLocation {
+        self.inner.store.device()?;
+        let location = self.inner.store.add_location(&NewLocation {
             code: code.to_owned(),
             name: name.to_owned(),
-        })?)
+        })?;
+        self.inner.local_write();
+        Ok(location)
     }
 
     /// Every location.
     pub fn locations(&self) -> Result<Vec<Location>, NodeError> {
-        Ok(self.store.locations()?)
+        Ok(self.inner.store.locations()?)
     }
 
     /// A location by code or id.
     pub fn location(&self, code_or_id: &str) -> Result<Location, NodeError> {
-        Ok(self.store.location(code_or_id)?)
+        Ok(self.inner.store.location(code_or_id)?)
     }
 
     /// Adds a product.
     pub fn add_product(&self, product: &NewProduct) -> Result<Product, NodeError> {
-        Ok(self.store.add_product(product)?)
+        let product = self.inner.store.add_product(product)?;
+        self.inner.local_write();
+        Ok(product)
     }
 
     /// Adds many products at once: all or none.
     pub fn import_products(&self, products: &[NewProduct]) -> Result<usize, NodeError> {
-        Ok(self.store.import_products(products)?)
+        let n = self.inner.store.import_products(products)?;
+        self.inner.local_write();
+        Ok(n)
     }
 
     /// Edits a product (by barcode, SKU or id).
     pub fn edit_product(&self, product: &str, patch: &ProductPatch) -> Result<Product, NodeError> {
         let found = self.find_product(product)?;
-        Ok(self.store.edit_product(&found.id, patch)?)
+        let product = self.inner.store.edit_product(&found.id, patch)?;
+        self.inner.local_write();
+        Ok(product)
     }
 
     /// The scan lookup: by barcode, SKU or id.
     pub fn find_product(&self, code: &str) -> Result<Product, NodeError> {
-        self.store
+        self.inner
+            .store
             .find_product(code.trim())?
             .ok_or_else(|| NodeError::NotFound {
                 entity: "product".into(),
@@ -166,18 +189,20 @@ impl SyncNode {
 
     /// Every product.
     pub fn products(&self) -> Result<Vec<Product>, NodeError> {
-        Ok(self.store.products()?)
+        Ok(self.inner.store.products()?)
     }
 
     /// Records a movement, or refuses it (with the rule's name) and writes nothing.
     pub fn record(&self, movement: &Movement) -> Result<Recorded, NodeError> {
         let resolved = self.resolve(movement)?;
-        Ok(self.store.record_movement(&resolved)?)
+        let recorded = self.inner.store.record_movement(&resolved)?;
+        self.inner.local_write();
+        Ok(recorded)
     }
 
     /// An allocation by id.
     pub fn allocation(&self, id: &str) -> Result<Allocation, NodeError> {
-        Ok(self.store.allocation(&parse_id(id, "allocation")?)?)
+        Ok(self.inner.store.allocation(&parse_id(id, "allocation")?)?)
     }
 
     /// Stock rows, optionally for one product and/or one location.
@@ -196,7 +221,7 @@ impl SyncNode {
                 .transpose()?
                 .map(|l| l.id),
         };
-        Ok(self.store.stock(&filter)?)
+        Ok(self.inner.store.stock(&filter)?)
     }
 
     /// The ledger, newest first.
@@ -208,21 +233,21 @@ impl SyncNode {
                 .map(|p| p.id),
             limit,
         };
-        Ok(self.store.ledger(&filter)?)
+        Ok(self.inner.store.ledger(&filter)?)
     }
 
     /// The outbox, in push order.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, NodeError> {
-        Ok(self.store.outbox()?)
+        Ok(self.inner.store.outbox()?)
     }
 
     /// Integrity and consistency problems of the local database (empty when healthy).
     pub fn check(&self) -> Result<Vec<String>, NodeError> {
-        Ok(self.store.check()?)
+        Ok(self.inner.store.check()?)
     }
 
     fn resolve(&self, movement: &Movement) -> Result<stocksync_model::Movement, NodeError> {
-        self.store.device()?;
+        self.inner.store.device()?;
         let qty = |product: &Product, value: Decimal, uom: Option<Uom>| {
             Quantity::new(value, uom.unwrap_or(product.uom))
         };
@@ -286,7 +311,7 @@ impl SyncNode {
                 let p = self.find_product(product)?;
                 let location_id = self.location(location)?.id;
                 // What the counter's device shows now is the `expected` of the count.
-                let expected = self.store.stock_level(&p.id, &location_id)?.on_hand;
+                let expected = self.inner.store.stock_level(&p.id, &location_id)?.on_hand;
                 let kind = MovementKind::Count {
                     transaction_id: TransactionId::new(),
                     location_id,
@@ -327,7 +352,7 @@ impl SyncNode {
             }
             Movement::Release { allocation_id } => {
                 let a = self.allocation(allocation_id)?;
-                let p = self.store.product(&a.product_id)?;
+                let p = self.inner.store.product(&a.product_id)?;
                 let kind = MovementKind::Release {
                     allocation_id: a.id,
                     location_id: a.location_id,

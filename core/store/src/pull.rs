@@ -36,6 +36,8 @@ pub struct PageApplied {
     pub locations: Vec<String>,
     /// Conflicts changed.
     pub conflicts: Vec<String>,
+    /// The page was part of a snapshot (first sync, repair, or after `full_sync_required`).
+    pub snapshot: bool,
     /// A snapshot completed with this page (and rows it did not confirm were swept).
     pub snapshot_completed: bool,
     /// Rows the sweep reset.
@@ -125,7 +127,10 @@ impl Store {
             snapshot = true;
         }
         let mode = Mode { snapshot, epoch };
-        let mut out = PageApplied::default();
+        let mut out = PageApplied {
+            snapshot,
+            ..PageApplied::default()
+        };
         let live = page.created.iter().chain(&page.updated).map(|i| (i, false));
         let gone = page.deleted.iter().map(|i| (i, true));
         let mut items: Vec<(&DeltaItem, bool)> = live.chain(gone).collect();
@@ -553,8 +558,10 @@ fn apply_product(
             f.sku
         )));
     }
+    // The hub's times, so every device shows the same product.
     let now = time_text(now());
     let created = text(&item.fields, "created_at").unwrap_or(&now);
+    let updated = text(&item.fields, "updated_at").unwrap_or(&now);
     let version = i64::try_from(item.version).unwrap_or(i64::MAX);
     tx.prepare_cached(
         "INSERT INTO products (id, sku, barcode, name, description, category, status, uom,
@@ -565,7 +572,8 @@ fn apply_product(
              name = excluded.name, description = excluded.description,
              category = excluded.category, status = excluded.status, uom = excluded.uom,
              price_amount = excluded.price_amount, price_currency = excluded.price_currency,
-             version = excluded.version, doc = excluded.doc, updated_at = excluded.updated_at,
+             version = excluded.version, doc = excluded.doc, created_at = excluded.created_at,
+             updated_at = excluded.updated_at,
              hub_seq = excluded.hub_seq, snap_epoch = excluded.snap_epoch, deleted = 0",
     )?
     .execute(params![
@@ -582,7 +590,7 @@ fn apply_product(
         version,
         doc.save(),
         created,
-        now,
+        updated,
         seq,
         mode.epoch,
     ])?;
