@@ -1,0 +1,2 @@
+//! Placeholder: written by the sync crash test's author.
+fn main() {}
