@@ -447,6 +447,39 @@ async fn a_success_that_is_not_json_is_a_decode_error() {
 }
 
 #[tokio::test]
+async fn a_tls_failure_is_offline() {
+    // Not TLS at all: the handshake fails (and the TLS stack is set up without panicking).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let client = HubClient::new(&base, DeviceId::new().as_str(), &fast()).unwrap();
+    let e = client.pull(&token(), None, 10).await.unwrap_err();
+    assert!(matches!(e, TransportError::Offline { .. }), "{e:?}");
+    let e = live::connect(&base, DeviceId::new().as_str(), &token(), &[], &fast())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, TransportError::Offline { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let base = raw_server(Some(
+        b"HTTP/1.1 302 Found\r\nlocation: http://portal.example/login\r\n\
+          content-length: 0\r\nconnection: close\r\n\r\n",
+    ))
+    .await;
+    let client = HubClient::new(&base, DeviceId::new().as_str(), &fast()).unwrap();
+    let e = client.pull(&token(), None, 10).await.unwrap_err();
+    assert_eq!(e.status(), Some(302), "{e:?}");
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
 async fn the_websocket_delivers_changes_and_refuses_bad_tokens() {
     let hub = TestHub::start().await;
     let product = hub.product().await;

@@ -148,13 +148,14 @@ pub enum SyncState {
 pub struct SyncStatus {
     /// Where sync stands.
     pub state: SyncState,
-    /// When the next attempt is due (Unix ms), while backing off, offline or circuit-open.
+    /// When the next attempt is due (on the `now_ms` clock), while backing off, offline or
+    /// circuit-open.
     pub next_retry_ms: Option<u64>,
     /// Rounds failed in a row.
     pub consecutive_failures: u32,
     /// The last failure's message, until a round succeeds.
     pub last_error: Option<String>,
-    /// When a round last succeeded (Unix ms).
+    /// When a round last succeeded (on the `now_ms` clock).
     pub last_success_ms: Option<u64>,
     /// Whether the live socket is open.
     pub live: bool,

@@ -4,8 +4,7 @@
 //! missed frame (a gap in `seq`, a dropped connection) is healed by the next pull.
 
 use super::transport::{
-    Auth, TransportConfig, TransportError, auth_headers, chain, header_value, http_error,
-    parse_base_url,
+    Auth, TransportConfig, TransportError, auth_headers, header_value, http_error, parse_base_url,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -328,9 +327,15 @@ fn from_ws(e: WsError) -> TransportError {
         WsError::AttackAttempt => TransportError::Decode {
             message: "the hub's WebSocket answer looks like an attack attempt".into(),
         },
-        // I/O (refused, reset, DNS, timeout), TLS, closed connections.
+        WsError::Io(e) => TransportError::Offline {
+            message: e.to_string(),
+        },
+        WsError::Tls(e) => TransportError::Offline {
+            message: format!("TLS: {e}"),
+        },
+        // Closed connections, a full write buffer.
         other => TransportError::Offline {
-            message: chain(&other),
+            message: other.to_string(),
         },
     }
 }

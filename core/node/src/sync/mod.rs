@@ -51,7 +51,19 @@ impl Default for SyncConfig {
             channels: CHANNELS.iter().map(|c| (*c).to_owned()).collect(),
             filters: Filters::default(),
             transport: transport::TransportConfig::default(),
-            engine: engine::EngineConfig::default(),
+            // The contract's numbers (docs/protocol.md): backoff 1 s doubling to 30 s with
+            // jitter; the breaker opens after 5 failures and lets a probe round through after
+            // 60 s.
+            engine: engine::EngineConfig {
+                backoff: policy::Backoff {
+                    base_ms: 1_000,
+                    max_ms: 30_000,
+                    factor: 2,
+                },
+                breaker_threshold: 5,
+                breaker_cooldown_ms: 60_000,
+                ..engine::EngineConfig::default()
+            },
         }
     }
 }
