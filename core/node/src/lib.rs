@@ -10,7 +10,7 @@ pub mod sync;
 
 pub use error::NodeError;
 pub use node::{Movement, SyncNode};
-pub use stocksync_protocol::Resolution;
+pub use stocksync_protocol::{OpStatus, Resolution};
 pub use stocksync_store::{
     Allocation, ConflictRow, DeviceInfo, DeviceRole, LedgerRow, NewDevice, OpOutcome, OutboxRow,
     Recorded, StockRow, StoreOptions, Synchronous,

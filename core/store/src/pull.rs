@@ -654,10 +654,24 @@ fn frame_item(frame: &ChangeFrame) -> Option<(DeltaItem, bool)> {
     };
     // A product frame may lack the document; the pull that follows brings it.
     let product = data.get("product").and_then(Value::as_object);
-    let fields = match (entity, product) {
+    let mut fields = match (entity, product) {
         (Entity::Product, Some(p)) => p.clone(),
         _ => data.clone(),
     };
+    if entity == Entity::StockLevel {
+        // `inventory.update` names the levels as the contract does (`current_quantity`,
+        // `allocated_quantity`); a stock level item calls them `on_hand` and `allocated`.
+        for (item_key, frame_key) in [
+            ("on_hand", "current_quantity"),
+            ("allocated", "allocated_quantity"),
+        ] {
+            if !fields.contains_key(item_key)
+                && let Some(value) = fields.get(frame_key).cloned()
+            {
+                fields.insert(item_key.to_owned(), value);
+            }
+        }
+    }
     let id = match entity {
         Entity::StockLevel => format!(
             "{}@{}",

@@ -166,6 +166,12 @@ impl SyncNode {
         }
     }
 
+    /// Tells the background sync that another process (or connection) wrote to this database,
+    /// so it pushes soon. Writes through this `SyncNode` notify it themselves.
+    pub fn notify_local_write(&self) {
+        self.inner.local_write();
+    }
+
     /// The sync state and the device's counts.
     pub fn status(&self) -> Result<NodeStatus, NodeError> {
         let counts = self.inner.store.sync_counts()?;

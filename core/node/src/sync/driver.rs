@@ -195,7 +195,10 @@ fn publish(node: &SyncNode, status: SyncStatus, epoch: Instant) {
 async fn follow_live(node: SyncNode, tx: mpsc::UnboundedSender<Input>) {
     let closed = match connect_and_follow(&node, &tx).await {
         Ok(()) => None,
-        Err(e) => Some(failure(&e)),
+        Err(e) => {
+            tracing::warn!("live connection ended: {e}");
+            Some(failure(&e))
+        }
     };
     let _ = tx.send(Input::LiveClosed(closed));
 }

@@ -22,7 +22,8 @@ pub struct SyncReport {
     pub pulled: u64,
     /// Delta pages applied.
     pub pages: u64,
-    /// Conflicts created or changed by this round (ops sent to the manual queue included).
+    /// Conflict records created or changed, as pulled in this round (records opened by this
+    /// round's own ops come back in its pull, so each counts once).
     pub conflicts: u64,
     /// The device's view was found to differ from the hub's and was rebuilt from a snapshot.
     pub repaired: bool,

@@ -164,7 +164,8 @@ impl LiveConnection {
     /// Pings (the hub's `{"type":"ping"}` frames and WebSocket pings) are answered here and not
     /// returned. When nothing at all arrives for `idle_timeout`, the peer is taken for dead:
     /// [`TransportError::Offline`], then `None`. A frame that does not parse is
-    /// [`TransportError::Decode`] and the connection stays usable. Cancel-safe.
+    /// [`TransportError::Decode`] and the connection stays usable. Cancel-safe: dropping the
+    /// future (say in `select!`) loses no change.
     pub async fn next(&mut self) -> Option<Result<LiveEvent, TransportError>> {
         if let Some(event) = self.pending.pop_front() {
             return Some(Ok(event));

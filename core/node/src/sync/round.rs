@@ -184,10 +184,17 @@ impl Round<'_> {
                 })
                 .await;
             match result {
-                Ok(results) => {
+                Ok(answer) => {
                     report.pushed += ops.len() as u64;
-                    let applied =
-                        blocking(self.store, move |s| s.record_push_results(&results)).await?;
+                    let replayed = answer.replayed;
+                    let mut applied =
+                        blocking(self.store, move |s| s.record_push_results(&answer.results))
+                            .await?;
+                    // A replayed answer is the hub's first answer to these ops: they were
+                    // applied by the request whose answer was lost, not now.
+                    for o in &mut applied.outcomes {
+                        o.duplicate |= replayed;
+                    }
                     self.tell_pushed(applied, report);
                     Ok(())
                 }
@@ -220,9 +227,6 @@ impl Round<'_> {
                 _ if o.duplicate => report.duplicates += 1,
                 OpStatus::Rejected => report.rejected += 1,
                 _ => report.applied += 1,
-            }
-            if o.conflict_id.is_some() {
-                report.conflicts += 1;
             }
             self.listeners
                 .emit(&SyncEvent::OpSettled { outcome: o.clone() });

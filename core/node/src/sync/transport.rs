@@ -242,6 +242,30 @@ struct PushData {
     results: Vec<OpResult>,
 }
 
+/// A push answer with its envelope's `meta.idempotent`.
+#[derive(Deserialize)]
+struct PushEnvelope {
+    data: PushData,
+    #[serde(default)]
+    meta: PushMeta,
+}
+
+#[derive(Deserialize, Default)]
+struct PushMeta {
+    #[serde(default)]
+    idempotent: bool,
+}
+
+/// The hub's answer to a push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushAnswer {
+    /// One result per op, in the order sent.
+    pub results: Vec<OpResult>,
+    /// The hub replayed its stored answer to an earlier request with the same idempotency key
+    /// (the ops were applied then, not now).
+    pub replayed: bool,
+}
+
 #[derive(Serialize)]
 struct PushBody<'a> {
     ops: &'a [PushOp],
@@ -252,7 +276,8 @@ struct EnrollBody<'a> {
     enrollment_key: &'a str,
     device_id: &'a str,
     role: &'a str,
-    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -306,8 +331,8 @@ impl HubClient {
     }
 
     /// Enrolls this device with an enrollment key (`POST /v1/auth/devices`). `role` is
-    /// `handheld`, `tablet` or `desktop`. Enrolling again in the same organization is allowed
-    /// and issues a fresh pair.
+    /// `handheld`, `tablet` or `desktop`; an empty `name` lets the hub name the device by its
+    /// id. Enrolling again in the same organization is allowed and issues a fresh pair.
     pub async fn enroll(
         &self,
         enrollment_key: &str,
@@ -318,11 +343,11 @@ impl HubClient {
             enrollment_key,
             device_id: &self.device_id,
             role,
-            name,
+            name: Some(name.trim()).filter(|n| !n.is_empty()),
         };
         let req = self.request(Method::POST, "v1/auth/devices", None)?;
-        let bytes = self.send(json_body(req, &body)?).await?;
-        decode::<Data<Enrollment>>("enrollment", &bytes).map(|d| d.data)
+        let answer: Data<Enrollment> = self.send(json_body(req, &body)?, "enrollment").await?;
+        Ok(answer.data)
     }
 
     /// Rotates the tokens (`POST /v1/oauth/token`). A refresh token works once: presenting it
@@ -333,8 +358,8 @@ impl HubClient {
             refresh_token,
         };
         let req = self.request(Method::POST, "v1/oauth/token", None)?;
-        let bytes = self.send(json_body(req, &body)?).await?;
-        decode::<Data<TokenPair>>("token refresh", &bytes).map(|d| d.data)
+        let answer: Data<TokenPair> = self.send(json_body(req, &body)?, "token refresh").await?;
+        Ok(answer.data)
     }
 
     /// Pushes ops (`POST /v1/sync/push`, at most
@@ -346,9 +371,12 @@ impl HubClient {
         auth: &Auth,
         ops: &[PushOp],
         idempotency_key: &str,
-    ) -> Result<Vec<OpResult>, TransportError> {
+    ) -> Result<PushAnswer, TransportError> {
         if ops.is_empty() {
-            return Ok(Vec::new());
+            return Ok(PushAnswer {
+                results: Vec::new(),
+                replayed: false,
+            });
         }
         let req = self
             .request(Method::POST, "v1/sync/push", Some(auth))?
@@ -356,14 +384,19 @@ impl HubClient {
                 h::IDEMPOTENCY_KEY,
                 header_value("idempotency key", idempotency_key)?,
             );
-        let bytes = self.send(json_body(req, &PushBody { ops })?).await?;
-        let results = decode::<Data<PushData>>("push", &bytes)?.data.results;
+        let answer: PushEnvelope = self
+            .send(json_body(req, &PushBody { ops })?, "push")
+            .await?;
+        let results = answer.data.results;
         if results.len() != ops.len() {
             return Err(TransportError::Decode {
                 message: format!("{} results for {} pushed ops", results.len(), ops.len()),
             });
         }
-        Ok(results)
+        Ok(PushAnswer {
+            results,
+            replayed: answer.meta.idempotent,
+        })
     }
 
     /// Pulls one page of the delta feed (`GET /v1/inventory/delta`). No token (or an empty one)
@@ -384,8 +417,7 @@ impl HubClient {
             q.append_pair("limit", &limit.to_string());
         }
         let req = self.with_auth(self.http.request(Method::GET, url), auth)?;
-        let bytes = self.send(req).await?;
-        decode::<DeltaResponse>("delta page", &bytes)
+        self.send(req, "delta page").await
     }
 
     /// Classifies a reqwest failure.
@@ -448,8 +480,12 @@ impl HubClient {
         Ok(req.headers(headers))
     }
 
-    /// Sends a request; a 2xx answers its body, anything else its error.
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, TransportError> {
+    /// Sends a request; a 2xx answers its body decoded as `T`, anything else its error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T, TransportError> {
         let res = req.send().await.map_err(|e| self.classify(&e))?;
         let status = res.status();
         let retry_after = res
@@ -459,7 +495,7 @@ impl HubClient {
             .map(str::to_owned);
         let bytes = res.bytes().await.map_err(|e| self.classify(&e))?;
         if status.is_success() {
-            Ok(bytes.into())
+            decode(what, &bytes)
         } else {
             Err(http_error(
                 status.as_u16(),
