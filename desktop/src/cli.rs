@@ -18,9 +18,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Work with a node's local database (every command works offline).
+    /// Work with a node's local database (offline), and sync it with a hub (enroll, sync, run).
     Node(NodeArgs),
-    /// Run the demo: a short tour of a node working offline, checked end to end.
+    /// Run the demo: a hub and three devices in-process, a warehouse day offline, then sync;
+    /// every outcome checked (exit 0 only if all hold).
     Demo(DemoArgs),
     /// Run a hub: the REST API, push, delta feed and WebSocket, on SQLite in a data dir.
     Hub(HubArgs),
@@ -47,12 +48,13 @@ pub struct HubArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Print a JSON summary instead of the narrative.
+    /// Print one JSON document (devices, steps, checks, table) instead of the narrative.
     #[arg(long)]
     pub json: bool,
-    /// Keep the demo database at this path (default: a temporary file, removed afterwards).
-    #[arg(long)]
-    pub db: Option<PathBuf>,
+    /// Keep the hub's data dir and the three devices' databases in DIR (created; must be empty).
+    /// Default: a temporary directory, removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -206,6 +208,52 @@ pub enum NodeCommand {
     Outbox,
     /// Check the database: SQLite integrity and ledger = stock view = outbox.
     Check,
+    /// Enroll with a hub (a fresh database becomes a device of the key's org and branch;
+    /// an initialised one keeps its device id and its unsent ops).
+    Enroll {
+        /// The hub, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        hub: String,
+        /// The enrollment key from the hub's admin (`stocksync hub --dev` prints one).
+        #[arg(long, value_name = "KEY", env = "STOCKSYNC_ENROLLMENT_KEY")]
+        enrollment_key: String,
+        /// handheld, tablet or desktop (a fresh database only; default desktop).
+        #[arg(long, value_parser = parse_role)]
+        role: Option<DeviceRole>,
+        /// A name staff recognise (a fresh database only; default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// One sync round now: push every unsent op, pull every change; print what the hub said.
+    Sync,
+    /// Sync in the background and stay live, printing each change, until Ctrl-C or SIGTERM.
+    Run,
+    /// Sync state and counts: pending, parked, rejected, open conflicts, last push and pull.
+    Status,
+    /// The hub's conflicts as last pulled (open ones unless --all).
+    Conflicts {
+        /// Resolved and dismissed ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Settle a conflict from this device (works offline; the next sync sends it).
+    #[command(group(clap::ArgGroup::new("resolution").required(true).multiple(false)))]
+    Resolve {
+        /// The conflict's id (`conf_…`, from `conflicts`).
+        conflict_id: String,
+        /// The value the field takes, e.g. `11.50 EUR` for a price.
+        #[arg(long, group = "resolution", value_name = "VALUE")]
+        use_value: Option<String>,
+        /// The field takes no value (an optional field: price, barcode, category, description).
+        #[arg(long, group = "resolution")]
+        clear: bool,
+        /// Acknowledge it; nothing changes (a rejected op, or keep the value shown now).
+        #[arg(long, group = "resolution")]
+        dismiss: bool,
+    },
+    /// A support bundle: schema, counts, outbox states, stalled ops, last errors, sync status
+    /// (no credentials).
+    Diagnostics,
 }
 
 #[derive(Args, Debug)]

@@ -1,11 +1,12 @@
-//! `stocksync`: the command line of the stocksync node (and, with the next issues, the hub and
-//! the sync demo). Every node command works offline against a local SQLite file.
+//! `stocksync`: the command line of stocksync: the node's commands (local ones work offline
+//! against a SQLite file; `enroll`, `sync` and `run` talk to a hub), the hub, and the demo.
 
 mod cli;
 mod demo;
 mod hub_cmd;
 mod node_cmd;
 mod output;
+mod sync_cmd;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -2,6 +2,7 @@
 
 use crate::cli::{LocationCommand, NodeArgs, NodeCommand, ProductCommand};
 use crate::output::{self, signed, table};
+use crate::sync_cmd;
 use serde_json::json;
 use std::process::ExitCode;
 use stocksync_model::{
@@ -25,13 +26,18 @@ pub fn run(args: NodeArgs) -> ExitCode {
         Ok(node) => node,
         Err(e) => return output::failure(json, &e),
     };
-    match execute(&node, args.command, json) {
+    match execute(&node, args.command, json, &db) {
         Ok(code) => code,
         Err(e) => output::failure(json, &e),
     }
 }
 
-fn execute(node: &SyncNode, command: NodeCommand, json: bool) -> Result<ExitCode, NodeError> {
+fn execute(
+    node: &SyncNode,
+    command: NodeCommand,
+    json: bool,
+    db: &std::path::Path,
+) -> Result<ExitCode, NodeError> {
     Ok(match command {
         NodeCommand::Init {
             org,
@@ -204,6 +210,13 @@ fn execute(node: &SyncNode, command: NodeCommand, json: bool) -> Result<ExitCode
                 table(&["SEQ", "KIND", "STATE", "TRIES", "OP_ID", "WHAT"], &body)
             })
         }
+        hub @ (NodeCommand::Enroll { .. }
+        | NodeCommand::Sync
+        | NodeCommand::Run
+        | NodeCommand::Status
+        | NodeCommand::Conflicts { .. }
+        | NodeCommand::Resolve { .. }
+        | NodeCommand::Diagnostics) => sync_cmd::execute(node, hub, json, db)?,
         NodeCommand::Check => {
             let problems = node.check()?;
             if problems.is_empty() {
@@ -431,7 +444,9 @@ pub fn products_table(products: &[Product]) -> String {
                 p.barcode.clone().unwrap_or_default(),
                 p.name.clone(),
                 p.uom.to_string(),
-                p.price.map(|m| m.to_string()).unwrap_or_default(),
+                p.price
+                    .map(|m| sync_cmd::money_text(&m.to_string()))
+                    .unwrap_or_default(),
                 p.category.clone().unwrap_or_default(),
                 p.status.to_string(),
                 p.id.to_string(),

@@ -12,6 +12,12 @@ pub const REFUSED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 /// Exit code when the local database failed (disk, I/O, unreadable data).
 pub const STORAGE: u8 = 3;
+/// Exit code when the hub could not be reached: nothing is lost, try again later.
+pub const OFFLINE: u8 = 4;
+/// Exit code when the hub wants this device to enroll (again).
+pub const AUTH_REQUIRED: u8 = 5;
+/// Exit code when the hub answered with an error that retrying will not fix.
+pub const HUB_ERROR: u8 = 6;
 
 /// The exit code a node error maps to.
 pub fn exit_code(e: &NodeError) -> u8 {
@@ -22,6 +28,9 @@ pub fn exit_code(e: &NodeError) -> u8 {
         | NodeError::AlreadyInitialised { .. }
         | NodeError::NotFound { .. }
         | NodeError::Rule { .. } => REFUSED,
+        NodeError::Offline { .. } => OFFLINE,
+        NodeError::AuthRequired { .. } => AUTH_REQUIRED,
+        NodeError::Hub { .. } => HUB_ERROR,
     }
 }
 
@@ -59,10 +68,18 @@ pub fn failure(json: bool, e: &NodeError) -> ExitCode {
         } else {
             eprintln!("error: {e}");
         }
-        if matches!(e, NodeError::NotInitialised) {
-            eprintln!(
-                "  hint: stocksync node --db PATH init --org ORG --branch BRANCH --name NAME --role handheld"
-            );
+        match e {
+            NodeError::NotInitialised => eprintln!(
+                "  hint: stocksync node --db PATH enroll --hub URL --enrollment-key KEY \
+                 (or init --org ORG --branch BRANCH --name NAME --role handheld to work offline)"
+            ),
+            NodeError::Offline { .. } => eprintln!(
+                "  hint: check the hub's address and the network; nothing is lost (unsent ops stay in the outbox): try again later"
+            ),
+            NodeError::AuthRequired { .. } => eprintln!(
+                "  hint: stocksync node --db PATH enroll --hub URL --enrollment-key KEY (the device keeps its id and its ops)"
+            ),
+            _ => {}
         }
     }
     ExitCode::from(exit_code(e))

@@ -661,9 +661,448 @@ fn the_demo_runs_and_every_check_holds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // One JSON document and nothing else on stdout.
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["data"]["ok"], true);
-    assert!(json["data"]["checks"].as_array().unwrap().len() >= 8);
+    let data = &json["data"];
+    assert_eq!(data["ok"], true, "{data}");
+    let checks = data["checks"].as_array().unwrap();
+    assert!(checks.len() >= 12, "{checks:?}");
+    for c in checks {
+        assert_eq!(c["ok"], true, "{c}");
+    }
+    let text = |key: &str| serde_json::to_string(&data[key]).unwrap();
+    assert!(text("checks").contains("no_negative_inventory"));
+    assert!(text("checks").contains("no op lost or doubled"));
+    assert!(text("checks").contains("checksum_ok"));
+    let devices = data["devices"].as_array().unwrap();
+    let labels: Vec<&str> = devices
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["handheld", "tablet", "desktop"]);
+    for d in devices {
+        assert_eq!(d["last_sync"]["checksum_ok"], true, "{d}");
+        assert_eq!(d["pending"], 0, "{d}");
+    }
+    let rejected: u64 = devices
+        .iter()
+        .map(|d| d["rejected"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rejected, 1);
+    let table = data["table"].as_array().unwrap();
+    assert!(table.len() >= 10);
+    for row in table {
+        assert_eq!(row["same"], true, "{row}");
+        assert!(
+            row["hub"].is_string(),
+            "the hub's own number is shown: {row}"
+        );
+    }
+    assert!(!data["steps"].as_array().unwrap().is_empty());
+    assert!(data["seconds"].as_f64().unwrap() < 30.0);
+}
+
+#[test]
+fn the_demo_tells_the_story_and_keeps_its_files_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("kept");
+    let out = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("demo")
+        .arg("--keep")
+        .arg(&keep)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("[ok]") && !text.contains("[FAILED]"),
+        "{text}"
+    );
+    assert!(text.contains("no_negative_inventory"), "{text}");
+    assert!(
+        text.contains("HUB"),
+        "the table shows the hub's column: {text}"
+    );
+    for file in ["handheld.db", "tablet.db", "desktop.db", "hub/hub.db"] {
+        assert!(keep.join(file).exists(), "{file} kept");
+    }
+    // The kept databases open offline like any node's.
+    let tablet = keep.join("tablet.db");
+    let stock = run_with(&tablet, &["stock", "--sku", "HEADLAMP"], true);
+    assert_eq!(stock.code, 0, "{}", stock.stderr);
+    assert_eq!(stock.json["data"][0]["on_hand"], "1");
+    // A used directory is refused, not mixed with a new run.
+    let again = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("demo")
+        .arg("--keep")
+        .arg(&keep)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
+
+/// A `stocksync hub --dev` child process on a free loopback port.
+struct HubProcess {
+    child: std::process::Child,
+    creds: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl HubProcess {
+    fn start() -> HubProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+            .args(["hub", "--dev", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("STOCKSYNC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let creds = wait_for_credentials(&dir.path().join("dev-credentials.json"));
+        HubProcess {
+            child,
+            creds,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        self.creds["base_url"].as_str().unwrap().to_owned()
+    }
+
+    fn key(&self) -> String {
+        self.creds["enrollment_key"].as_str().unwrap().to_owned()
+    }
+
+    /// SIGTERM, and the graceful exit.
+    fn stop(mut self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        // After stop() this finds the child reaped; on a failed test it ends the hub.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_for_credentials(path: &Path) -> Value {
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+        {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} does not appear", path.display());
+}
+
+impl Node {
+    fn enroll(&self, hub: &HubProcess, role: &str, name: &str) -> Value {
+        self.ok(&[
+            "enroll",
+            "--hub",
+            &hub.url(),
+            "--enrollment-key",
+            &hub.key(),
+            "--role",
+            role,
+            "--name",
+            name,
+        ])
+    }
+}
+
+#[test]
+fn two_nodes_enroll_and_sync_through_a_hub_process() {
+    let hub = HubProcess::start();
+    let a = Node::new();
+    let enrolled = a.enroll(&hub, "handheld", "Scanner 1");
+    assert_eq!(enrolled["device"]["org_id"], "org_demo");
+    assert_eq!(enrolled["device"]["role"], "handheld");
+    assert_eq!(enrolled["kept_existing_device"], false);
+    let device_id = enrolled["device"]["device_id"].as_str().unwrap().to_owned();
+    a.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    a.ok(&[
+        "product",
+        "add",
+        "--sku",
+        "CABLE",
+        "--name",
+        "USB-C cable",
+        "--price",
+        "9.99",
+        "--currency",
+        "EUR",
+    ]);
+    a.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "10",
+    ]);
+    let sync = a.ok(&["sync"]);
+    assert_eq!(sync["report"]["pushed"], 3, "{sync}");
+    assert_eq!(sync["report"]["applied"], 3, "{sync}");
+    assert_eq!(sync["report"]["checksum_ok"], true, "{sync}");
+
+    let b = Node::new();
+    b.enroll(&hub, "tablet", "Shop tablet");
+    let sync = b.ok(&["sync"]);
+    assert!(sync["report"]["pulled"].as_u64().unwrap() >= 3, "{sync}");
+    assert_eq!(b.stock("CABLE", "A-01")["on_hand"], "10");
+
+    // Both offline: only 10 exist, 8 + 4 are shipped; both change the price.
+    a.ok(&["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "8"]);
+    b.ok(&["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "4"]);
+    a.ok(&["product", "edit", "CABLE", "--price", "12"]);
+    b.ok(&["product", "edit", "CABLE", "--price", "11"]);
+    assert_eq!(a.ok(&["sync"])["report"]["applied"], 2);
+    let sync = b.ok(&["sync"]);
+    assert_eq!(sync["report"]["rejected"], 1, "{sync}");
+    let notable = sync["notable"].as_array().unwrap();
+    let rejected = notable.iter().find(|n| n["status"] == "rejected").unwrap();
+    assert_eq!(rejected["rule"], "no_negative_inventory", "{rejected}");
+    assert!(rejected["text"].as_str().unwrap().contains("shipment"));
+    assert!(
+        notable.iter().any(|n| n["status"] == "conflict"),
+        "{notable:?}"
+    );
+    assert_eq!(b.stock("CABLE", "A-01")["on_hand"], "2", "the hub's number");
+
+    // The human report names the rule and the message.
+    b.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "1",
+    ]);
+    let human = run_with(&b.db, &["sync"], false);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(
+        human.stdout.starts_with("synced with http://"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("pushed"), "{}", human.stdout);
+
+    let status = b.ok(&["status"]);
+    assert_eq!(status["status"]["enrolled"], true, "{status}");
+    assert_eq!(status["status"]["pending"], 0, "{status}");
+    assert_eq!(status["status"]["rejected"], 1, "{status}");
+    assert_eq!(status["status"]["state"], "stopped", "{status}");
+    assert!(status["status"]["conflicts"].as_u64().unwrap() >= 1);
+
+    let open = b.ok(&["conflicts"]);
+    let price = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "price")
+        .unwrap_or_else(|| panic!("a price conflict in {open}"));
+    let id = price["id"].as_str().unwrap();
+    assert_eq!(price["status"], "open");
+    let resolved = b.ok(&["resolve", id, "--use-value", "11.50 EUR"]);
+    assert!(resolved["op_id"].as_str().unwrap().starts_with("op_"));
+    b.ok(&["sync"]);
+    a.ok(&["sync"]);
+    assert_eq!(
+        a.ok(&["product", "find", "CABLE"])["price"]["amount"],
+        "11.5"
+    );
+    let open = a.ok(&["conflicts"]);
+    assert!(
+        open.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["field"] != "price"),
+        "{open}"
+    );
+    let all = a.ok(&["conflicts", "--all"]);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == id && c["status"] == "resolved"),
+        "{all}"
+    );
+
+    // Diagnostics: the sync status, never a credential.
+    let diag = a.run(&["diagnostics"]);
+    assert_eq!(diag.code, 0);
+    assert_eq!(diag.json["data"]["status"]["enrolled"], true);
+    assert!(!diag.stdout.contains("rt_") && !diag.stdout.contains("access_token"));
+
+    // Enrolling an initialised device again keeps it.
+    let again = a.enroll(&hub, "desktop", "Other name");
+    assert_eq!(again["kept_existing_device"], true);
+    assert_eq!(again["device"]["device_id"], device_id.as_str());
+    assert_eq!(again["device"]["role"], "handheld");
+    assert!(a.ok(&["check"])["ok"].as_bool().unwrap());
+    hub.stop();
+}
+
+#[test]
+fn sync_without_a_hub_fails_offline_and_the_op_stays_pending() {
+    let hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    node.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    node.ok(&["sync"]);
+    hub.stop(); // Its port is closed now.
+
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "5",
+    ]);
+    let out = node.run(&["sync"]);
+    assert_eq!(out.code, 4, "{} {}", out.json, out.stderr);
+    assert_eq!(out.json["data"], Value::Null);
+    assert_eq!(out.json["error"]["code"], "SERVICE_UNAVAILABLE");
+    assert!(
+        out.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("offline:"),
+        "{}",
+        out.json
+    );
+    let human = run_with(&node.db, &["sync"], false);
+    assert_eq!(human.code, 4);
+    assert!(human.stderr.contains("error: offline:"), "{}", human.stderr);
+    assert!(human.stderr.contains("nothing is lost"), "{}", human.stderr);
+
+    let outbox = node.ok(&["outbox"]);
+    let last = outbox.as_array().unwrap().last().unwrap();
+    assert_eq!(last["kind"], "transaction");
+    assert_eq!(last["state"], "pending", "{last}");
+    let status = node.ok(&["status"]);
+    assert_eq!(status["status"]["pending"], 1, "{status}");
+    assert!(status["status"]["last_error"].is_string(), "{status}");
+    assert_eq!(node.stock("CABLE", "A-01")["on_hand"], "5");
+
+    // A device that never enrolled is told to.
+    let offline_only = Node::ready();
+    let out = offline_only.run(&["sync"]);
+    assert_eq!(out.code, 5, "{}", out.json);
+    assert_eq!(out.json["error"]["code"], "AUTHENTICATION_FAILED");
+    let out = run_with(&offline_only.db, &["sync"], false);
+    assert!(
+        out.stderr.contains("hint: stocksync node"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_prints_each_change_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let hub = HubProcess::start();
+    let a = Node::new();
+    a.enroll(&hub, "handheld", "Scanner 1");
+    a.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    a.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    a.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "7",
+    ]);
+    a.ok(&["sync"]);
+
+    let b = Node::new();
+    b.enroll(&hub, "tablet", "Shop tablet");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("node")
+        .arg("--db")
+        .arg(&b.db)
+        .args(["--json", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &dyn Fn(&Value) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let event = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("not among {seen:?}"));
+            seen.push(event.clone());
+            if what(&event["data"]) {
+                return event;
+            }
+        }
+    };
+    // The first round pulls what the scanner pushed.
+    let stock = wait_for(&|e| e["type"] == "stock_changed");
+    assert_eq!(stock["data"]["sku"], "CABLE");
+    assert_eq!(stock["data"]["on_hand"], "7");
+    // A scan recorded by another command on the same file goes out too.
+    b.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "2",
+    ]);
+    let settled = wait_for(&|e| e["type"] == "op_settled");
+    assert_eq!(settled["data"]["outcome"]["status"], "applied", "{settled}");
+    assert_eq!(settled["data"]["outcome"]["kind"], "transaction");
+    assert_eq!(seen[0]["data"]["type"], "started");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    reader.join().unwrap();
+    let rest: Vec<Value> = rx.try_iter().collect();
+    let last = rest.last().unwrap_or(&settled);
+    assert_eq!(last["data"]["type"], "stopped", "{rest:?}");
+    hub.stop();
 }
 
 /// One HTTP/1.1 GET over a plain socket; returns the status line and the body.
