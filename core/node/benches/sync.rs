@@ -43,10 +43,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `ONLY=initial|push|remote` runs one scenario.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
     rt.block_on(async {
-        initial_sync(rows).await;
-        push_backlog(push_ops).await;
-        pull_remote(remote).await;
+        if run("initial") {
+            initial_sync(rows).await;
+        }
+        if run("push") {
+            push_backlog(push_ops).await;
+        }
+        if run("remote") {
+            pull_remote(remote).await;
+        }
     });
     println!(
         "peak RSS of the bench process (node side only): {} MiB",
@@ -129,10 +138,14 @@ fn enrollment_key(dir: &Path) -> String {
 }
 
 async fn device(dir: &Path, hub: &HubProcess, hub_dir: &Path, name: &str) -> SyncNode {
+    let config = SyncConfig {
+        push_batch: env_usize("PUSH_BATCH", SyncConfig::default().push_batch),
+        ..SyncConfig::default()
+    };
     let node = SyncNode::open_with(
         dir.join(format!("{name}.db")),
         &StoreOptions::default(),
-        SyncConfig::default(),
+        config,
     )
     .unwrap();
     node.enroll(
@@ -179,15 +192,18 @@ async fn initial_sync(rows: usize) {
     hub.stop();
 }
 
-/// Records the instant the push phase ended (the first pull progress event).
+/// Records the instant the push phase ended (the first pull progress event) and when each
+/// push batch was answered.
 #[derive(Default)]
-struct PushTimer(Mutex<Option<Instant>>);
+struct PushTimer(Mutex<Option<Instant>>, Mutex<Vec<Instant>>);
 
 impl SyncListener for PushTimer {
     fn on_event(&self, event: &SyncEvent) {
-        if let SyncEvent::Progress { progress } = event
-            && progress.phase != "push"
-        {
+        if let SyncEvent::Progress { progress } = event {
+            if progress.phase == "push" {
+                self.1.lock().unwrap().push(Instant::now());
+                return;
+            }
             let mut t = self.0.lock().unwrap();
             if t.is_none() {
                 *t = Some(Instant::now());
@@ -224,6 +240,16 @@ async fn push_backlog(ops: usize) {
     let report = node.sync_now().await.unwrap();
     let total = started.elapsed();
     let pushed = timer.0.lock().unwrap().map_or(total, |t| t - started);
+    let batches = timer.1.lock().unwrap().clone();
+    let gaps: Vec<u128> = std::iter::once(started)
+        .chain(batches.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    if std::env::var("VERBOSE").is_ok() {
+        println!("push batch times (ms): {gaps:?}");
+    }
     assert_eq!(report.applied as usize, ops, "{report:?}");
     assert_eq!(
         node.stock(Some("BULK-1"), Some("A-01")).unwrap()[0].synced_on_hand,

@@ -56,26 +56,34 @@ pub struct PushApplied {
 }
 
 impl Store {
-    /// Takes up to `limit` unsent ops (pending, or in flight when a previous run stopped before
-    /// the answer) in `device_seq` order, marks them in flight and counts the attempt.
-    pub fn next_push_batch(&self, limit: usize) -> Result<PushBatch, StoreError> {
+    /// Takes up to `limit` unsent ops after `after_seq` (pending, or in flight when a previous
+    /// run stopped before the answer) in `device_seq` order, marks them in flight and counts
+    /// the attempt. `after_seq` lets the next batch be prepared while one is in flight.
+    pub fn next_push_batch(&self, after_seq: u64, limit: usize) -> Result<PushBatch, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<(i64, String, String, String, String, String)> = tx
             .prepare_cached(
                 "SELECT device_seq, op_id, kind, body, hlc, created_at FROM outbox
-                 WHERE state IN ('pending', 'in_flight') ORDER BY device_seq LIMIT ?1",
+                 WHERE state IN ('pending', 'in_flight') AND device_seq > ?2
+                 ORDER BY device_seq LIMIT ?1",
             )?
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
+            .query_map(
+                [
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                    i64::try_from(after_seq).unwrap_or(i64::MAX),
+                ],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )?
             .collect::<Result<_, _>>()?;
         let mut batch = PushBatch::default();
         let stamp = time_text(now());

@@ -6,7 +6,7 @@
 //! resumes from the last applied page.
 
 use crate::sync::events::{Listeners, SyncEvent, SyncProgress, SyncReport};
-use crate::sync::transport::{Auth, HubClient, TransportError};
+use crate::sync::transport::{Auth, DeltaResponse, HubClient, PushAnswer, TransportError};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
@@ -149,15 +149,55 @@ impl Round<'_> {
         }
     }
 
+    /// Pushes the outbox in batches, in order. While a batch is at the hub, the device records
+    /// the previous batch's answers and prepares the next batch, so local work and the hub's
+    /// overlap; the next batch is sent only once the previous one is answered (the hub applies
+    /// a device's ops in `device_seq` order).
     async fn push_all(&self, report: &mut SyncReport) -> Result<(), RoundError> {
+        let limit = self.push_batch;
+        let mut batch = blocking(self.store, move |s| s.next_push_batch(0, limit)).await?;
+        let mut answered: Option<PushAnswer> = None;
         loop {
-            let limit = self.push_batch;
-            let batch = blocking(self.store, move |s| s.next_push_batch(limit)).await?;
             report.parked += batch.parked.len() as u64;
-            if batch.ops.is_empty() {
+            let Some(last) = batch.ops.last().map(|o| o.device_seq) else {
+                if let Some(answer) = answered.take() {
+                    self.record(answer, report).await?;
+                }
                 return Ok(());
+            };
+            let previous = answered.take();
+            let (sent, recorded, next) = tokio::join!(
+                self.send(&batch.ops),
+                async {
+                    match previous {
+                        Some(answer) => {
+                            let store = self.store.clone();
+                            blocking(&store, move |s| s.record_push_results(&answer.results))
+                                .await
+                                .map(|applied| Some((applied, answer.replayed)))
+                        }
+                        None => Ok(None),
+                    }
+                },
+                blocking(self.store, move |s| s.next_push_batch(last, limit)),
+            );
+            if let Some((applied, replayed)) = recorded? {
+                self.tell_pushed(applied, replayed, report);
             }
-            self.push_ops(&batch.ops, report).await?;
+            match sent {
+                Ok(answer) => {
+                    report.pushed += batch.ops.len() as u64;
+                    answered = Some(answer);
+                }
+                Err(RoundError::Transport(e)) if refused_as_sent(&e) => {
+                    self.isolate(&batch.ops, e, report).await?;
+                }
+                Err(e) => {
+                    self.release(&batch.ops, &e).await?;
+                    return Err(e);
+                }
+            }
+            batch = next?;
             self.listeners.emit(&SyncEvent::Progress {
                 progress: SyncProgress {
                     phase: "push".into(),
@@ -168,60 +208,70 @@ impl Round<'_> {
         }
     }
 
-    /// Pushes `ops`; if the hub refuses the request as a whole, halves it until the op it
-    /// refuses is alone, and parks that one so the rest flow.
-    fn push_ops<'b>(
+    async fn send(&self, ops: &[PushOp]) -> Result<PushAnswer, RoundError> {
+        let key = idempotency_key(ops);
+        self.authed(|auth| {
+            let key = key.clone();
+            async move { self.client.push(&auth, ops, &key).await }
+        })
+        .await
+    }
+
+    async fn record(&self, answer: PushAnswer, report: &mut SyncReport) -> Result<(), RoundError> {
+        let replayed = answer.replayed;
+        let applied = blocking(self.store, move |s| s.record_push_results(&answer.results)).await?;
+        self.tell_pushed(applied, replayed, report);
+        Ok(())
+    }
+
+    async fn release(&self, ops: &[PushOp], e: &RoundError) -> Result<(), RoundError> {
+        let ids: Vec<OpId> = ops.iter().map(|o| o.op_id.clone()).collect();
+        let why = e.to_string();
+        blocking(self.store, move |s| s.release_in_flight(&ids, &why)).await
+    }
+
+    /// The hub refused `ops` as a whole (`refusal`): halve them until the op it refuses is
+    /// alone, park that op, and let the others through.
+    fn isolate<'b>(
         &'b self,
         ops: &'b [PushOp],
+        refusal: TransportError,
         report: &'b mut SyncReport,
     ) -> Pin<Box<dyn Future<Output = Result<(), RoundError>> + Send + 'b>> {
         Box::pin(async move {
-            let key = idempotency_key(ops);
-            let result = self
-                .authed(|auth| {
-                    let key = key.clone();
-                    async move { self.client.push(&auth, ops, &key).await }
-                })
-                .await;
-            match result {
-                Ok(answer) => {
-                    report.pushed += ops.len() as u64;
-                    let replayed = answer.replayed;
-                    let mut applied =
-                        blocking(self.store, move |s| s.record_push_results(&answer.results))
-                            .await?;
-                    // A replayed answer is the hub's first answer to these ops: they were
-                    // applied by the request whose answer was lost, not now.
-                    for o in &mut applied.outcomes {
-                        o.duplicate |= replayed;
+            if let [op] = ops {
+                let id = op.op_id.clone();
+                let why = format!("the hub refuses this op as sent: {refusal}");
+                blocking(self.store, move |s| s.park_op(&id, &why)).await?;
+                report.parked += 1;
+                return Ok(());
+            }
+            let (left, right) = ops.split_at(ops.len() / 2);
+            for half in [left, right] {
+                match self.send(half).await {
+                    Ok(answer) => {
+                        report.pushed += half.len() as u64;
+                        self.record(answer, report).await?;
                     }
-                    self.tell_pushed(applied, report);
-                    Ok(())
-                }
-                Err(RoundError::Transport(e)) if refused_as_sent(&e) => {
-                    if let [op] = ops {
-                        let id = op.op_id.clone();
-                        let why = format!("the hub refuses this op: {e}");
-                        blocking(self.store, move |s| s.park_op(&id, &why)).await?;
-                        report.parked += 1;
-                        Ok(())
-                    } else {
-                        let (left, right) = ops.split_at(ops.len() / 2);
-                        self.push_ops(left, report).await?;
-                        self.push_ops(right, report).await
+                    Err(RoundError::Transport(e)) if refused_as_sent(&e) => {
+                        self.isolate(half, e, report).await?;
                     }
-                }
-                Err(e) => {
-                    let ids: Vec<OpId> = ops.iter().map(|o| o.op_id.clone()).collect();
-                    let why = e.to_string();
-                    blocking(self.store, move |s| s.release_in_flight(&ids, &why)).await?;
-                    Err(e)
+                    Err(e) => {
+                        self.release(half, &e).await?;
+                        return Err(e);
+                    }
                 }
             }
+            Ok(())
         })
     }
 
-    fn tell_pushed(&self, applied: PushApplied, report: &mut SyncReport) {
+    fn tell_pushed(&self, mut applied: PushApplied, replayed: bool, report: &mut SyncReport) {
+        // A replayed answer is the hub's first answer to these ops: they were applied by the
+        // request whose answer was lost, not now.
+        for o in &mut applied.outcomes {
+            o.duplicate |= replayed;
+        }
         for o in &applied.outcomes {
             match o.status {
                 _ if o.duplicate => report.duplicates += 1,
@@ -240,24 +290,35 @@ impl Round<'_> {
         report.outcomes.extend(applied.outcomes);
     }
 
+    async fn fetch(&self, token: Option<String>) -> Result<DeltaResponse, RoundError> {
+        let limit = self.pull_limit;
+        self.authed(|auth| {
+            let token = token.clone();
+            async move { self.client.pull(&auth, token.as_deref(), limit).await }
+        })
+        .await
+    }
+
+    /// Pulls until the head. The next page is fetched while the current one is applied (its
+    /// token is known before the apply), so the network and the disk work at the same time.
     async fn pull_all(&self, report: &mut SyncReport) -> Result<(), RoundError> {
+        let token = blocking(self.store, |s| s.delta_token()).await?;
+        let mut response = self.fetch(token).await?;
         loop {
-            let token = blocking(self.store, |s| s.delta_token()).await?;
-            let limit = self.pull_limit;
-            let response = self
-                .authed(|auth| {
-                    let token = token.clone();
-                    async move { self.client.pull(&auth, token.as_deref(), limit).await }
-                })
-                .await?;
             let items = response.page.created.len()
                 + response.page.updated.len()
                 + response.page.deleted.len();
             let has_more = response.meta.has_more;
-            let applied = blocking(self.store, move |s| {
+            let next_token = response.meta.next_sync_token.clone();
+            let apply = blocking(self.store, move |s| {
                 s.apply_delta_page(&response.page, &response.meta)
-            })
-            .await?;
+            });
+            let (applied, next) = if has_more {
+                let (applied, next) = tokio::join!(apply, self.fetch(Some(next_token)));
+                (applied?, Some(next))
+            } else {
+                (apply.await?, None)
+            };
             report.pulled += items as u64;
             report.pages += 1;
             report.conflicts += applied.conflicts.len() as u64;
@@ -275,6 +336,7 @@ impl Round<'_> {
                         check.hub, check.local
                     );
                     blocking(self.store, move |s| s.restart_snapshot(&why)).await?;
+                    response = self.fetch(None).await?;
                     continue;
                 } else {
                     report.checksum_ok = Some(false);
@@ -285,8 +347,9 @@ impl Round<'_> {
                     blocking(self.store, move |s| s.set_sync_error(Some(&why))).await?;
                 }
             }
-            if !has_more {
-                return Ok(());
+            match next {
+                Some(next) => response = next?,
+                None => return Ok(()),
             }
         }
     }
