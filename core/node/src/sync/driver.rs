@@ -233,8 +233,12 @@ async fn connect_and_follow(
         match event? {
             LiveEvent::Change(frame) => {
                 let seq = frame.seq;
-                let applied = blocking(&store, move |s| s.apply_live_change(&frame)).await?;
-                emit_changes(&node.inner.listeners, &applied);
+                // A frame the device cannot apply is skipped, not fatal: the pull it triggers
+                // brings the same state from the feed.
+                match blocking(&store, move |s| s.apply_live_change(&frame)).await {
+                    Ok(applied) => emit_changes(&node.inner.listeners, &applied),
+                    Err(e) => tracing::warn!(seq, "live frame not applied: {e}"),
+                }
                 let _ = tx.send(Input::LiveFrame { seq });
             }
             LiveEvent::ServerError(e) => {
