@@ -426,7 +426,8 @@ impl Checker {
         } else {
             0
         };
-        if !has("n", "allocations") {
+        // The newest migration's table: its presence means the schema is complete.
+        if !has("n", "sync_state") {
             if !reported.done.is_empty() || prev_ops > 0 {
                 problems.push(format!(
                     "LOST: the schema is incomplete, {} writes were reported done and {prev_ops} \
@@ -618,11 +619,11 @@ impl Checker {
              keys AS (SELECT product_id, location_id FROM sums
                       UNION SELECT product_id, location_id FROM n.stock)
              SELECT k.product_id, k.location_id, g.oh, g.al, s.synced_on_hand, s.pending,
-                    s.allocated
+                    (s.synced_allocated + s.pending_allocated)
              FROM keys k LEFT JOIN sums g USING (product_id, location_id)
                          LEFT JOIN n.stock s USING (product_id, location_id)
              WHERE coalesce(g.oh, 0) != coalesce(s.synced_on_hand, 0) + coalesce(s.pending, 0)
-                OR coalesce(g.al, 0) != coalesce(s.allocated, 0)
+                OR coalesce(g.al, 0) != coalesce((s.synced_allocated + s.pending_allocated), 0)
                 OR coalesce(s.synced_on_hand, 0) != 0
                 OR coalesce(g.oh, 0) < 0",
             |r| {
