@@ -29,15 +29,32 @@ pub fn new_request_id() -> String {
 #[derive(Debug)]
 pub struct Reply {
     status: StatusCode,
-    data: Value,
+    data: Data,
     meta: Map<String, Value>,
     message: String,
     headers: HeaderMap,
 }
 
+/// `data` of a reply: a value, or JSON text already made (a delta page).
+#[derive(Debug)]
+enum Data {
+    Value(Value),
+    Json(Vec<u8>),
+}
+
 impl Reply {
     /// 200 with `data`.
     pub fn ok(data: Value) -> Self {
+        Reply::with_data(Data::Value(data))
+    }
+
+    /// 200 with `data` given as the text of one JSON value, sent as it is (the caller vouches
+    /// that it is valid JSON).
+    pub fn ok_json_text(data: Vec<u8>) -> Self {
+        Reply::with_data(Data::Json(data))
+    }
+
+    fn with_data(data: Data) -> Self {
         Reply {
             status: StatusCode::OK,
             data,
@@ -74,7 +91,11 @@ impl Reply {
 
     /// Adds `ETag: "version-N"` from `data.version` (when there is one).
     pub fn etag(self) -> Self {
-        match self.data.get("version").and_then(Value::as_u64) {
+        let version = match &self.data {
+            Data::Value(v) => v.get("version").and_then(Value::as_u64),
+            Data::Json(_) => None,
+        };
+        match version {
             Some(v) => self.header("etag", &format!("\"version-{v}\"")),
             None => self,
         }
@@ -93,14 +114,35 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let mut meta = self.meta;
         meta.insert("request_id".into(), Value::String(request_id()));
-        let body = json!({
-            "data": self.data,
-            "meta": meta,
-            "message": self.message,
-            "toast": false,
-            "responseType": "success",
-        });
-        let mut response = (self.status, json_body(&body)).into_response();
+        let mut response = match self.data {
+            Data::Value(data) => {
+                let body = json!({
+                    "data": data,
+                    "meta": meta,
+                    "message": self.message,
+                    "toast": false,
+                    "responseType": "success",
+                });
+                (self.status, json_body(&body)).into_response()
+            }
+            Data::Json(data) => {
+                // The same envelope, with `data` spliced in as it is.
+                let mut body = Vec::with_capacity(data.len() + 512);
+                body.extend_from_slice(b"{\"data\":");
+                body.extend_from_slice(&data);
+                body.extend_from_slice(b",\"meta\":");
+                let _ = serde_json::to_writer(&mut body, &meta);
+                body.extend_from_slice(b",\"message\":");
+                let _ = serde_json::to_writer(&mut body, &self.message);
+                body.extend_from_slice(b",\"toast\":false,\"responseType\":\"success\"}");
+                (
+                    self.status,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response()
+            }
+        };
         response.headers_mut().extend(self.headers);
         response
     }

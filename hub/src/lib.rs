@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
+pub mod seed;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -127,7 +127,7 @@ pub fn open_state(
 ) -> Result<AppState, HubError> {
     std::fs::create_dir_all(&config.data_dir)?;
     let secrets = secret::load_or_create(&config.data_dir)?;
-    let storage = SqliteStorage::open(&config.data_dir.join("hub.db"))?;
+    let storage = SqliteStorage::open(&config.data_dir.join(DB_FILE))?;
     apply_bootstrap(&storage, bootstrap)?;
     let directory = Directory::load(&*storage.read()?)?;
     if directory.branches.is_empty() {
@@ -152,6 +152,17 @@ pub fn open_state(
         publish: Mutex::new(()),
     })))
 }
+
+/// Creates (or opens and migrates) a hub data dir and applies `bootstrap`, without serving: so a
+/// tool can write into it (e.g. [`crate::seed::bulk`]) before the first [`Hub::start`].
+pub fn init_data_dir(data_dir: &Path, bootstrap: &Bootstrap) -> Result<(), HubError> {
+    std::fs::create_dir_all(data_dir)?;
+    let storage = SqliteStorage::open(&data_dir.join(DB_FILE))?;
+    apply_bootstrap(&storage, bootstrap)
+}
+
+/// The database's file name in the data dir.
+pub const DB_FILE: &str = "hub.db";
 
 fn apply_bootstrap(storage: &dyn Storage, b: &Bootstrap) -> Result<(), HubError> {
     let mut tx = storage.write()?;

@@ -215,16 +215,17 @@ schemas["ProductFields"] = obj(
     product_props, required=["id"],
     description="A product as read with `GET`: with `fields=a,b` only the listed fields and `id` "
                 "are present; without `fields`, all of them.")
-schemas["Location"] = obj({"id": idp("loc"), "code": STR, "name": STR, "branch_id": STR,
-                           "created_at": TIME}, description="Where stock sits.")
-schemas["StockLevel"] = obj(
-    {"product_id": STR, "location_id": STR, "branch_id": STR, "uom": S("Uom"),
-     "on_hand": S("Decimal"), "allocated": S("Decimal"),
-     "available": {**S("Decimal"), "description": "`on_hand − allocated`."},
-     "version": UINT, "updated_at": TIME},
-    description="Stock of one product at one location.")
-schemas["Transaction"] = obj(
-    {"id": {"type": "string", "description": "`txn_…`; a transfer's movement has the transfer's "
+location_props = {"id": idp("loc"), "code": STR, "name": STR, "branch_id": STR,
+                  "created_at": TIME}
+schemas["Location"] = obj(location_props, description="Where stock sits.")
+stock_props = {
+    "product_id": STR, "location_id": STR, "branch_id": STR, "uom": S("Uom"),
+    "on_hand": S("Decimal"), "allocated": S("Decimal"),
+    "available": {**S("Decimal"), "description": "`on_hand − allocated`."},
+    "version": UINT, "updated_at": TIME}
+schemas["StockLevel"] = obj(stock_props, description="Stock of one product at one location.")
+txn_props = {
+     "id": {"type": "string", "description": "`txn_…`; a transfer's movement has the transfer's "
                                             "`xfer_…` id."},
      "transaction_type": {"type": "string", "enum": TXN_TYPES},
      "product_id": STR,
@@ -239,21 +240,24 @@ schemas["Transaction"] = obj(
      "op_id": {**NSTR, "description": "The pushed op it came from."},
      "device_id": {**NSTR, "description": "The device that recorded it."},
      "occurred_at": TIME, "created_at": TIME,
-     "seq": {**UINT, "description": "The organization's change sequence."},
+     "seq": {**UINT, "description": "The organization's change sequence."}}
+txn_required = ["id", "transaction_type", "product_id", "location_id", "from_location_id",
+                "to_location_id", "quantity", "reason_code", "counted", "expected", "unit_cost",
+                "reference", "op_id", "device_id", "occurred_at", "created_at", "seq"]
+schemas["Transaction"] = obj(
+    {**txn_props,
      "stock": {"description": "On creation only: the stock after it (two levels, from then to, "
                               "for a transfer).",
                "oneOf": [S("StockLevel"), {"type": "array", "items": S("StockLevel")}]}},
-    required=["id", "transaction_type", "product_id", "location_id", "from_location_id",
-              "to_location_id", "quantity", "reason_code", "counted", "expected", "unit_cost",
-              "reference", "op_id", "device_id", "occurred_at", "created_at", "seq"],
+    required=txn_required,
     description="One stock movement of the append-only ledger.")
 schemas["Allocation"] = obj(
     {"id": idp("alloc"), "product_id": STR, "location_id": STR, "quantity": S("Quantity"),
      "status": {"type": "string", "enum": ["open", "released"]}, "created_at": TIME,
      "released_at": NTIME},
     description="Stock promised to an order.")
-schemas["Conflict"] = obj(
-    {"id": idp("conf"), "kind": {"type": "string", "enum": ["business_rule", "field"]},
+conflict_props = {
+     "id": idp("conf"), "kind": {"type": "string", "enum": ["business_rule", "field"]},
      "status": {"type": "string", "enum": ["open", "resolved", "dismissed"]},
      "product_id": NSTR, "location_id": NSTR,
      "field": {**NSTR, "description": "For `field` conflicts: the product field."},
@@ -265,7 +269,9 @@ schemas["Conflict"] = obj(
      "version": {**UINT, "description": "Bumped when the record changes (resolution)."},
      "message": STR, "op_id": NSTR, "device_id": NSTR,
      "resolution": {"type": ["object", "null"], "description": "How it was settled."},
-     "created_at": TIME, "resolved_at": NTIME},
+     "created_at": TIME, "resolved_at": NTIME}
+schemas["Conflict"] = obj(
+    conflict_props,
     description="A conflict record: a rejected op (`business_rule`) or a same-field clash of a "
                 "`manual` field (`field`).")
 schemas["TokenPair"] = obj(
@@ -301,16 +307,61 @@ schemas["OpResult"] = obj(
 schemas["PushResponseData"] = obj(
     {"results": {"type": "array", "items": S("OpResult"),
                  "description": "One per op, in the order sent."}})
-schemas["DeltaItem"] = obj(
-    {"entity": {"type": "string", "enum": ["product", "location", "stock_level", "transaction",
-                                           "conflict"]},
-     "id": {"type": "string", "description": "For `stock_level`: `{product_id}@{location_id}`."},
-     "seq": UINT, "version": UINT},
-    additional=True,
-    description="An entity's state as of the page: `entity`, `id`, `seq`, `version` and the "
-                "entity's fields (in `deleted[]`, only the id).")
-schemas["DeltaPage"] = obj({k: {"type": "array", "items": S("DeltaItem")}
-                            for k in ["created", "updated", "deleted"]})
+ENTITIES = ["product", "location", "stock_level", "transaction", "conflict"]
+ITEM_SEQ = {**UINT, "description": "The change sequence of this state."}
+def delta_item(entity, props, required, description):
+    """`entity`, `id`, `seq`, `version`, then the entity's fields (as its REST resource)."""
+    head = {"entity": {"type": "string", "const": entity}, "id": props["id"], "seq": ITEM_SEQ,
+            "version": {**UINT, "description": "The entity's version (1 for locations and "
+                                               "transactions, which never change)."}}
+    fields = {k: v for k, v in props.items() if k not in head}
+    name = f"{camel(entity)}DeltaItem"
+    schemas[name] = obj({**head, **fields}, required=list(head) + required,
+                        description=description)
+    return S(name)
+def camel(k):
+    return "".join(p.capitalize() for p in k.split("_"))
+delta_items = [
+    delta_item("product",
+               {**product_props,
+                "doc": {"type": "string", "contentEncoding": "base64",
+                        "description": "The product's whole automerge document "
+                                       "(`ProductDoc::save()`, standard base64, like a "
+                                       "`product_create` op's `doc`): merge it with the "
+                                       "device's copy (`ProductDoc::load`, `merge`). Its fields "
+                                       "read as this item's. Only in delta items, never in the "
+                                       "REST Product resource or WebSocket frames."}},
+               [k for k in product_props if k not in ("id", "version")] + ["doc"],
+               "A product: the Product resource's fields plus its automerge document `doc`."),
+    delta_item("location", location_props, [k for k in location_props if k != "id"],
+               "A location (the Location resource's fields)."),
+    delta_item("stock_level",
+               {**stock_props, "id": {"type": "string", "pattern": "^[^@]+@[^@]+$",
+                                      "description": "`{product_id}@{location_id}`."}},
+               [k for k in stock_props if k != "version"],
+               "The stock of one product at one location (the StockLevel resource's fields)."),
+    delta_item("transaction", txn_props, [k for k in txn_required if k not in ("id", "seq")],
+               "One movement (the Transaction resource's fields, without `stock`); deltas only, "
+               "never in a snapshot."),
+    delta_item("conflict", conflict_props,
+               [k for k in conflict_props if k not in ("id", "version")],
+               "A conflict record (the Conflict resource's fields)."),
+]
+schemas["DeltaItem"] = {
+    "description": "An entity's state as of the page, in `created[]` or `updated[]`: `entity`, "
+                   "`id`, `seq`, `version`, then the entity's fields.",
+    "oneOf": delta_items,
+    "discriminator": {"propertyName": "entity", "mapping": {
+        e: f"#/components/schemas/{camel(e)}DeltaItem" for e in ENTITIES}}}
+schemas["DeletedDeltaItem"] = obj(
+    {"entity": {"type": "string", "enum": ENTITIES}, "id": STR, "seq": ITEM_SEQ, "version": UINT},
+    description="A tombstone in `deleted[]`: only `entity`, `id`, `seq` and `version` (today only "
+                "products are deleted).")
+schemas["DeltaPage"] = obj(
+    {"created": {"type": "array", "items": S("DeltaItem"),
+                 "description": "New to the caller (every item of a snapshot)."},
+     "updated": {"type": "array", "items": S("DeltaItem"), "description": "Changed."},
+     "deleted": {"type": "array", "items": S("DeletedDeltaItem"), "description": "Gone."}})
 
 # ---- request bodies -----------------------------------------------------------------------------
 schemas["EnrollRequest"] = obj(
@@ -426,8 +477,6 @@ op_bodies = {
     "conflict_resolution": obj({"conflict_id": idp("conf"), "resolution": S("Resolution"),
                                 "value": NSTR}, required=["conflict_id", "resolution"]),
 }
-def camel(k):
-    return "".join(p.capitalize() for p in k.split("_"))
 variants = []
 for kind, body in op_bodies.items():
     schemas[f"{camel(kind)}OpBody"] = body
@@ -464,10 +513,12 @@ schemas["WsChangeFrame"] = obj(
                                          "conflict.resolved"]},
      "seq": {**UINT, "description": "The change sequence; a gap is healed by the next delta pull."},
      "timestamp": TIME, "data": {"type": "object", "description":
-        "`inventory.update`: `product_id, location_id, previous_quantity, current_quantity, "
-        "available_quantity, allocated_quantity` (decimal strings), `change_reason, "
-        "transaction_id`. `product.update`: `product_id, version, changed_fields`. "
-        "`conflict.*`: `conflict_id` and the record's fields."}},
+        "`inventory.update`: `product_id, location_id, branch_id, previous_quantity, "
+        "current_quantity, available_quantity, allocated_quantity` (decimal strings), "
+        "`change_reason, transaction_id, version`. `product.update` / `product.deleted`: "
+        "`product_id, version, changed_fields, created` and `product` (the Product resource; "
+        "no automerge document: that comes with the delta pull). `conflict.*`: `conflict_id, "
+        "kind, status, product_id, location_id, field, rule, op_id, device_id`."}},
     description="A committed change, fanned out to matching subscriptions.")
 
 # ---- parameters, headers, responses ------------------------------------------------------------
@@ -813,7 +864,10 @@ op("get", "/v1/inventory/delta", "getDelta", "sync", "Pull changes", scopes=R_RE
                   {"type": "integer", "minimum": 1, "maximum": 1000, "default": 500}),
            P("SyncToken")],
    description="Tokens are opaque and signed. A token older than the hub's retention gives "
-               "`full_sync_required: true`: re-snapshot (keeping unsent ops).",
+               "`full_sync_required: true`: re-snapshot (keeping unsent ops). Product items "
+               "carry the product's automerge document (`doc`, base64) for the device to merge. "
+               "The next token is also in the `X-Next-Sync-Token` header, so a client may ask "
+               "for the next page before it has parsed this one.",
    ok=("A page of changes.", envelope("DeltaResponse", S("DeltaPage"), "DeltaMeta")),
    ok_headers={"X-Next-Sync-Token": H("XNextSyncToken")},
    extra_responses={"400": R("responses", "DeltaBadRequest")})

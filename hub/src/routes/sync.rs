@@ -99,12 +99,13 @@ pub(super) async fn delta(
     }
     let key = state.secrets.sync_token;
     let retention = i64::try_from(state.config.retention.as_secs()).unwrap_or(i64::MAX);
-    let (page, meta) = state
+    let page = state
         .read(move |tx| delta::page(tx, &key, retention, &caller, token.as_deref(), limit))
         .await?;
     state.metrics.delta(started.elapsed());
-    let mut reply = Reply::ok(serde_json::to_value(&page).map_err(ApiError::internal)?)
-        .header("x-next-sync-token", &meta.next_sync_token);
+    let meta = page.meta;
+    let mut reply =
+        Reply::ok_json_text(page.data).header("x-next-sync-token", &meta.next_sync_token);
     let meta_json = serde_json::to_value(&meta).map_err(ApiError::internal)?;
     if let Some(m) = meta_json.as_object() {
         for (k, v) in m {

@@ -138,6 +138,12 @@ fn save_product(
         .get("category")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // A delta item carries the automerge document too, so a device merges it with its own; the
+    // REST resource and the WebSocket frame do not.
+    let mut data = row.resource.clone();
+    if !row.deleted {
+        data["doc"] = Value::String(B64.encode(&row.doc));
+    }
     let seq = feed::record(
         ctx,
         Change {
@@ -146,7 +152,7 @@ fn save_product(
             branch_id: None,
             deleted: row.deleted,
             version: row.version,
-            data: row.resource.clone(),
+            data,
         },
     )?;
     let kind = if row.deleted {

@@ -11,8 +11,9 @@ use crate::auth::secret::{open_blob, sign_blob};
 use crate::error::ApiError;
 use crate::storage::{FeedQuery, FeedRow, Tx};
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 use stocksync_protocol::checksum::StateDigest;
-use stocksync_protocol::{DeltaItem, DeltaMeta, DeltaPage, Entity, ErrorCode};
+use stocksync_protocol::{DeltaMeta, Entity, ErrorCode};
 
 /// Default and largest page.
 pub const DEFAULT_LIMIT: u64 = 500;
@@ -41,6 +42,19 @@ fn invalid(message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidSyncToken, message.to_owned())
 }
 
+/// One page as served: `data` (a `DeltaPage`: `created`, `updated`, `deleted`) already as JSON
+/// text, and `meta`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page {
+    /// The text of the `DeltaPage` object, the feed rows' stored JSON spliced in unparsed.
+    pub data: Vec<u8>,
+    /// Token, counts, checksum.
+    pub meta: DeltaMeta,
+}
+
+/// `data` of a page with no items.
+const EMPTY_PAGE: &[u8] = br#"{"created":[],"updated":[],"deleted":[]}"#;
+
 /// Serves one page.
 pub fn page(
     tx: &dyn Tx,
@@ -49,7 +63,7 @@ pub fn page(
     caller: &Caller,
     since: Option<&str>,
     limit: u64,
-) -> Result<(DeltaPage, DeltaMeta), ApiError> {
+) -> Result<Page, ApiError> {
     let now = crate::clock::now_unix();
     let (current, purged) = tx.feed_state(&caller.org)?;
     let scope = caller.branches.clone().map(|mut b| {
@@ -90,7 +104,10 @@ pub fn page(
                     full_sync_required: true,
                     checksum: None,
                 };
-                return Ok((DeltaPage::default(), meta));
+                return Ok(Page {
+                    data: EMPTY_PAGE.to_vec(),
+                    meta,
+                });
             }
             t
         }
@@ -109,24 +126,30 @@ pub fn page(
     let more_rows = rows.len() as u64 > limit;
     let rows: Vec<FeedRow> = rows.into_iter().take(limit as usize).collect();
     let last = rows.last().map(|r| r.seq);
-    let mut data = DeltaPage::default();
+    let size: usize = rows.iter().map(|r| r.data.len() + 96).sum();
+    let mut created = Vec::with_capacity(size);
+    let mut updated = Vec::new();
+    let mut deleted = Vec::new();
     for row in &rows {
-        let item = DeltaItem {
-            entity: Entity::parse(&row.entity)
-                .ok_or_else(|| ApiError::internal(format!("feed entity {}", row.entity)))?,
-            id: row.entity_id.clone(),
-            seq: row.seq,
-            version: row.version,
-            fields: row.data.as_object().cloned().unwrap_or_default(),
-        };
-        if row.deleted {
-            data.deleted.push(item);
+        let bucket = if row.deleted {
+            &mut deleted
         } else if snapshot || row.created_seq > token.a {
-            data.created.push(item);
+            &mut created
         } else {
-            data.updated.push(item);
-        }
+            &mut updated
+        };
+        push_item(bucket, row)?;
     }
+    let mut data = Vec::with_capacity(created.len() + updated.len() + deleted.len() + 48);
+    for (name, items) in [
+        (&b"{\"created\":["[..], created),
+        (b"],\"updated\":[", updated),
+        (b"],\"deleted\":[", deleted),
+    ] {
+        data.extend_from_slice(name);
+        data.extend_from_slice(&items);
+    }
+    data.extend_from_slice(b"]}");
     // Where the next page starts, and whether it has everything up to the feed's head.
     let (next, at_head) = match (more_rows, token.u) {
         (true, horizon) => (
@@ -169,7 +192,36 @@ pub fn page(
         full_sync_required: false,
         checksum,
     };
-    Ok((data, meta))
+    Ok(Page { data, meta })
+}
+
+/// Appends one item (`{"entity", "id", "seq", "version", …fields}`) to a bucket's JSON text:
+/// the members from the row's columns, then the stored fields as they are (they hold none of
+/// those four; see `service::feed`), so nothing is parsed or re-serialised.
+fn push_item(out: &mut Vec<u8>, row: &FeedRow) -> Result<(), ApiError> {
+    let entity = Entity::parse(&row.entity)
+        .ok_or_else(|| ApiError::internal(format!("feed entity {}", row.entity)))?;
+    let fields = row
+        .data
+        .trim()
+        .strip_prefix('{')
+        .and_then(|d| d.strip_suffix('}'))
+        .ok_or_else(|| ApiError::internal(format!("feed data of {}", row.entity_id)))?;
+    if !out.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"{\"entity\":\"");
+    out.extend_from_slice(entity.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"id\":");
+    serde_json::to_writer(&mut *out, &row.entity_id).map_err(ApiError::internal)?;
+    write!(out, ",\"seq\":{},\"version\":{}", row.seq, row.version)
+        .map_err(ApiError::internal)?;
+    if !fields.trim().is_empty() {
+        out.push(b',');
+        out.extend_from_slice(fields.as_bytes());
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 fn sign(key: &[u8], t: &Token) -> String {

@@ -31,10 +31,10 @@ pub fn record(ctx: &mut Ctx<'_>, c: Change<'_>) -> Result<u64, ApiError> {
     let seq = ctx.tx.next_seq(&ctx.org)?;
     let entity = c.entity.as_str();
     let old = ctx.tx.feed_row(&ctx.org, entity, c.id)?;
-    let old_line = old
-        .as_ref()
-        .filter(|o| !o.deleted)
-        .and_then(|o| digest_line(c.entity, c.id, o.version, &o.data));
+    let old_line = match old.as_ref().filter(|o| !o.deleted) {
+        Some(o) => stored_line(c.entity, c.id, o.version, &o.data)?,
+        None => None,
+    };
     let new_line = (!c.deleted)
         .then(|| digest_line(c.entity, c.id, c.version, &c.data))
         .flatten();
@@ -57,10 +57,43 @@ pub fn record(ctx: &mut Ctx<'_>, c: Change<'_>) -> Result<u64, ApiError> {
         branch_id: c.branch_id.map(str::to_owned),
         deleted: c.deleted,
         version: c.version,
-        data: if c.deleted { json!({}) } else { c.data },
+        data: if c.deleted {
+            "{}".to_owned()
+        } else {
+            item_fields(c.data)?
+        },
     };
     ctx.tx.put_feed_row(&ctx.org, &row)?;
     Ok(seq)
+}
+
+/// Members a delta item takes from the feed row's columns, so never stored in its data.
+const ITEM_KEYS: [&str; 4] = ["entity", "id", "seq", "version"];
+
+/// The text the feed keeps of an entity's fields: the object without [`ITEM_KEYS`] (each equal
+/// to its column where a resource has it), so a delta page splices it after them unparsed.
+fn item_fields(data: Value) -> Result<String, ApiError> {
+    let Value::Object(mut fields) = data else {
+        return Err(ApiError::internal("feed data must be a JSON object"));
+    };
+    for k in ITEM_KEYS {
+        fields.remove(k);
+    }
+    serde_json::to_string(&fields).map_err(ApiError::internal)
+}
+
+/// The checksum line of a stored state (only a stock level's needs its fields parsed).
+fn stored_line(
+    entity: Entity,
+    id: &str,
+    version: u64,
+    data: &str,
+) -> Result<Option<String>, ApiError> {
+    let fields = match entity {
+        Entity::StockLevel => serde_json::from_str(data).map_err(ApiError::internal)?,
+        _ => Value::Null,
+    };
+    Ok(digest_line(entity, id, version, &fields))
 }
 
 /// The checksum line of an entity state (products and stock levels make up the digest).

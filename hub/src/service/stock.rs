@@ -179,6 +179,31 @@ pub fn stock_resource(row: &StockRow, branch_id: &str, uom: &str) -> Value {
     })
 }
 
+/// Stores a stock level and records it in the feed (the running digest included); returns its
+/// StockLevel resource and sequence. The WebSocket frame is the caller's (it knows the reason).
+pub fn save_level(
+    ctx: &mut Ctx<'_>,
+    row: &StockRow,
+    branch_id: &str,
+    uom: &str,
+) -> Result<(Value, u64), ApiError> {
+    ctx.tx.put_stock(&ctx.org.clone(), row)?;
+    let resource = stock_resource(row, branch_id, uom);
+    let id = format!("{}@{}", row.product_id, row.location_id);
+    let seq = feed::record(
+        ctx,
+        Change {
+            entity: Entity::StockLevel,
+            id: &id,
+            branch_id: Some(branch_id),
+            deleted: false,
+            version: row.version,
+            data: resource.clone(),
+        },
+    )?;
+    Ok((resource, seq))
+}
+
 /// Checks and applies one movement.
 pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied, ApiError> {
     let product = super::catalog::live_product(ctx, m.product_id.as_str())?;
@@ -263,21 +288,8 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
             updated_at: ctx.now.clone(),
             ..before.clone()
         };
-        ctx.tx.put_stock(&ctx.org.clone(), &after)?;
         stocks.insert(loc.to_owned(), after.clone());
-        let resource = stock_resource(&after, &branch, &uom_text);
-        let id = format!("{}@{}", after.product_id, after.location_id);
-        let seq = feed::record(
-            ctx,
-            Change {
-                entity: Entity::StockLevel,
-                id: &id,
-                branch_id: Some(&branch),
-                deleted: false,
-                version: after.version,
-                data: resource.clone(),
-            },
-        )?;
+        let (resource, seq) = save_level(ctx, &after, &branch, &uom_text)?;
         let available = after
             .on_hand
             .checked_sub(after.allocated)

@@ -280,8 +280,10 @@ pub struct FeedRow {
     pub deleted: bool,
     /// Its version.
     pub version: u64,
-    /// Its fields.
-    pub data: Value,
+    /// Its fields as the text of one JSON object, without the members a delta item takes from
+    /// the columns (`entity`, `id`, `seq`, `version`), so a page splices it in unparsed. `{}` for
+    /// a tombstone.
+    pub data: String,
 }
 
 /// Which feed rows a page wants.

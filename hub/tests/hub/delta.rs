@@ -1,14 +1,17 @@
 //! `GET /v1/inventory/delta`: snapshots, deltas, signed tokens, checksums, retention, gzip.
 
 use crate::common::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use stocksync_model::Decimal;
+use stocksync_model::product_doc::{ProductDoc, ProductFields};
+use stocksync_model::{Decimal, DeviceId, NewProduct, ProductPatch};
 use stocksync_protocol::checksum::{StateDigest, product_line, stock_line};
 
 /// Pulls until `has_more` is false; returns the items by (entity, id) and the last meta.
-async fn pull_all(
+pub(crate) async fn pull_all(
     client: &Client,
     token: Option<&str>,
     limit: u64,
@@ -54,7 +57,7 @@ async fn pull_all(
 }
 
 /// What a node would compute from the state it holds.
-fn digest_of(state: &BTreeMap<(String, String), (String, Value)>) -> String {
+pub(crate) fn digest_of(state: &BTreeMap<(String, String), (String, Value)>) -> String {
     let mut d = StateDigest::default();
     for ((entity, id), (bucket, item)) in state {
         if bucket == "deleted" {
@@ -226,6 +229,10 @@ async fn tampered_truncated_and_foreign_tokens_are_refused() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(api.get("/v1/inventory/delta?limit=0").await.status, 400);
+    let r = api.get("/v1/inventory/delta?limit=1001").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["error"]["details"]["limit"].is_array(), "{}", r.text);
+    assert_eq!(api.get("/v1/inventory/delta?limit=1000").await.status, 200);
 }
 
 #[tokio::test]
@@ -354,4 +361,232 @@ async fn tombstones_older_than_the_retention_are_purged() {
         .get(&format!("/v1/inventory/delta?since_token={token}"))
         .await;
     assert_eq!(r.status, 200);
+}
+
+/// Loads a product item's `doc` and checks that its fields read as the item's.
+fn doc_of(item: &Value) -> ProductDoc {
+    let text = item["doc"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no doc: {item}"));
+    let doc = ProductDoc::load(&B64.decode(text).unwrap()).unwrap();
+    let fields = serde_json::to_value(doc.fields().unwrap()).unwrap();
+    for (k, v) in fields.as_object().unwrap() {
+        assert_eq!(&item[k], v, "`{k}` of the document and of the item: {item}");
+    }
+    doc
+}
+
+/// The product item of a pull.
+fn product_item<'a>(
+    items: &'a BTreeMap<(String, String), (String, Value)>,
+    id: &str,
+) -> &'a (String, Value) {
+    &items[&("product".to_owned(), id.to_owned())]
+}
+
+#[tokio::test]
+async fn product_items_carry_their_automerge_document() {
+    let hub = TestHub::start().await;
+    let api = hub.api();
+    let dev = hub.enroll().await;
+    // One product made on the hub (REST), one made on a device (its own document).
+    let r = api
+        .post(
+            "/v1/products",
+            json!({ "sku": "DOC-1", "name": "Hub made", "price": { "amount": "2.5", "currency": "EUR" } }),
+        )
+        .await;
+    let hub_made = r.data()["id"].as_str().unwrap().to_owned();
+    assert!(r.data().get("doc").is_none(), "REST resources have no doc");
+    let device = DeviceId::parse(&dev.id).unwrap();
+    let mut new = NewProduct::new("DOC-2", "Device made");
+    new.barcode = Some("4006381333931".into());
+    let mut mine = ProductDoc::create(&device, &ProductFields::from(&new)).unwrap();
+    let dev_made = format!("prod_{}", uuid_tail());
+    let r = dev
+        .push(vec![dev.op(
+            "product_create",
+            json!({ "product_id": dev_made, "sku": new.sku, "name": new.name, "uom": "EACH",
+                    "doc": B64.encode(mine.save()) }),
+        )])
+        .await;
+    assert_eq!(r.data()["results"][0]["status"], "applied", "{}", r.text);
+
+    // The snapshot: both documents load and read as their items.
+    let (items, meta, _) = pull_all(&api, None, 1).await;
+    let (bucket, item) = product_item(&items, &hub_made);
+    assert_eq!(bucket, "created");
+    assert_eq!(item["price"]["amount"], "2.5");
+    doc_of(item);
+    let (_, item) = product_item(&items, &dev_made);
+    let mut theirs = doc_of(item);
+    // The device merges the hub's copy into its own: nothing changes, nothing clashes.
+    mine.merge(&mut theirs).unwrap();
+    assert_eq!(mine.fields().unwrap(), ProductFields::from(&new));
+    assert!(mine.conflicts().unwrap().is_empty());
+    // REST products never carry the document.
+    let p = api.get(&format!("/v1/products/{dev_made}")).await;
+    assert!(p.data().get("doc").is_none());
+    let list = api.get("/v1/products").await;
+    assert!(
+        list.data()
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("doc").is_none())
+    );
+
+    // A REST edit: the delta item's document has the hub's change.
+    let token = meta["next_sync_token"].as_str().unwrap().to_owned();
+    let r = api
+        .put(
+            &format!("/v1/products/{dev_made}"),
+            json!({ "name": "Renamed on the hub", "category": "tools" }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (items, meta, _) = pull_all(&api, Some(&token), 100).await;
+    let (bucket, item) = product_item(&items, &dev_made);
+    assert_eq!(bucket, "updated");
+    assert_eq!(item["name"], "Renamed on the hub");
+    assert_eq!(item["version"], 2);
+    let mut theirs = doc_of(item);
+    mine.merge(&mut theirs).unwrap();
+    assert_eq!(mine.fields().unwrap().name, "Renamed on the hub");
+
+    // A pushed product_change made on top of the merged copy: the next item has it too.
+    let change = mine
+        .edit(
+            &device,
+            &ProductPatch {
+                description: Some(Some("Edited on the device".into())),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let r = dev
+        .push(vec![dev.op(
+            "product_change",
+            json!({ "product_id": dev_made, "base_version": 2, "fields": change.fields,
+                    "changes": B64.encode(&change.changes) }),
+        )])
+        .await;
+    assert_eq!(r.data()["results"][0]["status"], "applied", "{}", r.text);
+    let token = meta["next_sync_token"].as_str().unwrap().to_owned();
+    let (items, meta, _) = pull_all(&api, Some(&token), 100).await;
+    let (_, item) = product_item(&items, &dev_made);
+    assert_eq!(item["description"], "Edited on the device");
+    assert_eq!(item["name"], "Renamed on the hub");
+    assert_eq!(item["version"], 3);
+    let theirs = doc_of(item);
+    assert_eq!(theirs.fields().unwrap(), mine.fields().unwrap());
+    // The checksum still covers the products by id and version.
+    assert!(meta["checksum"].is_string());
+
+    // A deleted product's tombstone carries only entity, id, seq and version.
+    let token = meta["next_sync_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.delete(&format!("/v1/products/{hub_made}"), None)
+            .await
+            .status,
+        200
+    );
+    let (items, _, _) = pull_all(&api, Some(&token), 100).await;
+    let (bucket, item) = product_item(&items, &hub_made);
+    assert_eq!(bucket, "deleted");
+    let mut keys: Vec<&str> = item
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["entity", "id", "seq", "version"]);
+}
+
+/// The member names of one JSON object, duplicates kept (a `Value` would silently keep one).
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct KeysPage {
+    created: Vec<Keys>,
+    updated: Vec<Keys>,
+    deleted: Vec<Keys>,
+}
+
+#[derive(serde::Deserialize)]
+struct KeysEnvelope {
+    data: KeysPage,
+}
+
+#[tokio::test]
+async fn items_name_each_member_once() {
+    // A page splices the stored fields after the members taken from the feed's columns; a
+    // repeated `id` or `version` would break clients that refuse duplicate keys.
+    let hub = TestHub::start().await;
+    let api = hub.api();
+    let seed = hub.seed().await;
+    hub.receive(&seed.product, &seed.a, "3").await;
+    let first = api.get("/v1/inventory/delta").await;
+    let token = first.body["meta"]["next_sync_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    hub.receive(&seed.product, &seed.a, "1").await;
+    api.put(
+        &format!("/v1/products/{}", seed.product),
+        json!({ "name": "Again" }),
+        None,
+    )
+    .await;
+    let second = api
+        .get(&format!("/v1/inventory/delta?since_token={token}"))
+        .await;
+    let mut seen = 0;
+    for r in [first, second] {
+        let page: KeysEnvelope = serde_json::from_str(&r.text).unwrap();
+        for item in page
+            .data
+            .created
+            .iter()
+            .chain(&page.data.updated)
+            .chain(&page.data.deleted)
+        {
+            let mut keys = item.0.clone();
+            keys.sort();
+            let n = keys.len();
+            keys.dedup();
+            assert_eq!(keys.len(), n, "a member twice: {:?} in {}", item.0, r.text);
+            assert_eq!(&item.0[..4], ["entity", "id", "seq", "version"]);
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        seen,
+        4 + 3,
+        "product, 2 locations, stock; then stock, transaction, product"
+    );
 }

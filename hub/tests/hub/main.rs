@@ -10,5 +10,6 @@ mod malformed;
 mod openapi;
 mod push;
 mod rest;
+mod seed;
 mod tenancy;
 mod ws;

@@ -10,7 +10,23 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tx::SqliteTx;
 
-const MIGRATIONS: [&str; 1] = [include_str!("001_initial.sql")];
+/// One schema step: its SQL, then (when the data needs what SQL can't do) a Rust part, in one
+/// transaction. Append-only.
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
+}
+
+const MIGRATIONS: [Migration; 2] = [
+    Migration {
+        sql: include_str!("001_initial.sql"),
+        then: None,
+    },
+    Migration {
+        sql: include_str!("002_feed_item_fields.sql"),
+        then: Some(feed_product_docs),
+    },
+];
 const READERS: usize = 4;
 
 /// SQLite storage in one file.
@@ -62,11 +78,35 @@ fn migrate(c: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = c.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(m.sql)?;
+        if let Some(then) = m.then {
+            then(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
+    }
+    Ok(())
+}
+
+/// 002: each live product's feed data gets its automerge document (`doc`, base64), which delta
+/// items carry so devices can merge it.
+fn feed_product_docs(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    use base64::Engine;
+    let docs = tx
+        .prepare(
+            "SELECT f.rowid, p.doc FROM feed f JOIN products p
+                ON p.org_id = f.org_id AND p.id = f.entity_id
+             WHERE f.entity = 'product' AND f.deleted = 0",
+        )?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut put =
+        tx.prepare("UPDATE feed SET data = json_set(data, '$.doc', ?2) WHERE rowid = ?1")?;
+    for (rowid, doc) in docs {
+        let text = base64::engine::general_purpose::STANDARD.encode(doc);
+        put.execute(rusqlite::params![rowid, text])?;
     }
     Ok(())
 }
@@ -91,5 +131,54 @@ impl Storage for SqliteStorage {
             lock(&self.writer),
             "BEGIN IMMEDIATE",
         )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use base64::Engine;
+
+    /// A version-1 database (feed data repeating `id` and `version`, no `doc`) upgrades to
+    /// what version 2 writes.
+    #[test]
+    fn version_1_feed_rows_are_upgraded() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0].sql).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute_batch(
+            r#"INSERT INTO organizations (id, name, created_at) VALUES ('org_a', 'A', 'now');
+            INSERT INTO products (org_id, id, sku, name, status, uom, version, doc, created_at,
+                updated_at) VALUES ('org_a', 'prod_1', 'S1', 'One', 'active', 'EACH', 2, x'00ff10',
+                'now', 'now');
+            INSERT INTO feed VALUES ('org_a', 'product', 'prod_1', 5, NULL, 1, 0, 2,
+                '{"id":"prod_1","name":"One","sku":"S1","version":2}');
+            INSERT INTO feed VALUES ('org_a', 'product', 'prod_2', 6, NULL, 2, 1, 3, '{}');
+            INSERT INTO feed VALUES ('org_a', 'stock_level', 'prod_1@loc_1', 7, 'br_1', 7, 0, 4,
+                '{"on_hand":"2","product_id":"prod_1","version":4}');"#,
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let data = |id: &str| -> String {
+            c.query_row("SELECT data FROM feed WHERE entity_id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let doc = base64::engine::general_purpose::STANDARD.encode([0u8, 0xff, 0x10]);
+        assert_eq!(
+            data("prod_1"),
+            format!(r#"{{"name":"One","sku":"S1","doc":"{doc}"}}"#)
+        );
+        assert_eq!(data("prod_2"), "{}");
+        assert_eq!(
+            data("prod_1@loc_1"),
+            r#"{"on_hand":"2","product_id":"prod_1"}"#
+        );
+        let version: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
     }
 }

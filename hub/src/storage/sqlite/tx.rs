@@ -126,6 +126,12 @@ type RawFeed = (String, String, i64, i64, Option<String>, bool, i64, String);
 
 fn feed_of(raw: RawFeed) -> Result<FeedRow> {
     let (entity, entity_id, seq, created_seq, branch_id, deleted, version, data) = raw;
+    // Spliced into responses as it is: it must at least be an object's text.
+    if !(data.starts_with('{') && data.ends_with('}')) {
+        return Err(StorageError::Corrupt(format!(
+            "feed data of {entity} {entity_id} is not a JSON object"
+        )));
+    }
     Ok(FeedRow {
         entity,
         entity_id,
@@ -134,7 +140,7 @@ fn feed_of(raw: RawFeed) -> Result<FeedRow> {
         branch_id,
         deleted,
         version: u64_of(version),
-        data: json(data)?,
+        data,
     })
 }
 
@@ -967,7 +973,7 @@ impl Tx for SqliteTx<'_> {
             i64_of(row.created_seq),
             row.deleted,
             i64_of(row.version),
-            row.data.to_string()
+            row.data
         ])?;
         Ok(())
     }
