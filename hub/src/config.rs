@@ -24,6 +24,11 @@ pub struct HubConfig {
     pub access_ttl_secs: i64,
     /// Refresh token lifetime.
     pub refresh_ttl_secs: i64,
+    /// A refresh token presented again within this many seconds of its first use gets a fresh
+    /// pair instead of revoking the family: the answer to the first use may have been lost
+    /// (a dropped connection, the device killed before it stored the pair). Later reuse is
+    /// treated as theft. 0 turns the grace off.
+    pub refresh_reuse_grace_secs: i64,
     /// A delta token older than this gets `full_sync_required`; tombstones older are purged.
     pub retention: Duration,
     /// Idempotency keys are kept at least this long.
@@ -46,6 +51,7 @@ impl HubConfig {
             auth_rate_limit: 30,
             access_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_grace_secs: 60,
             retention: Duration::from_secs(7 * 24 * 3600),
             idempotency_ttl: Duration::from_secs(48 * 3600),
             housekeeping_every: Duration::from_secs(3600),

@@ -42,9 +42,9 @@
 //! `check()` finds nothing and `PRAGMA integrity_check` is ok (for the hub killed mid-sync, the
 //! hub's file too).
 //!
-//! An ignored test reproduces a bug found here: a refresh answer lost after the hub rotated the
-//! token (a kill, or just the network) locks the device out (`cargo test -p stocksync-tests
-//! --test sync_crash -- --ignored`).
+//! A refresh answer lost after the hub rotated the token (a kill, or just the network) must not
+//! lock the device out: this test found that it did, and the hub now gives a refresh token
+//! presented again within a minute of its first use a fresh pair (`refresh_reuse_grace_secs`).
 //!
 //! `SYNC_CRASH_SEED` replays a run's schedule (the worker's movements come from the same seed).
 //! The hub binary is found (and built if stale) as in `hub_crash.rs`; `STOCKSYNC_BIN` names
@@ -609,13 +609,10 @@ fn an_enrollment_cut_short_is_repeated_safely() {
 }
 
 /// A device killed after the hub rotated its refresh token but before it saved the new pair
-/// (or any lost answer to `POST /v1/oauth/token`) presents the old token next time. The hub
-/// takes that for a stolen token, revokes the whole family, and the device cannot sync again
-/// until someone enrolls it anew (its ops are kept). Ignored while the bug stands: see the
-/// report that came with this test; `cargo test -p stocksync-tests --test sync_crash --
-/// --ignored` reproduces it.
+/// (or any lost answer to `POST /v1/oauth/token`) presents the old token next time. Without the
+/// hub's reuse grace that revoked the whole family and the device could not sync again until
+/// someone enrolled it anew.
 #[test]
-#[ignore = "known bug: a refresh answer lost after the hub rotated the token locks the device out"]
 fn a_refresh_answer_lost_after_the_hub_rotated_the_token_does_not_lock_the_device_out() {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("temp dir");

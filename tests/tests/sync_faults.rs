@@ -810,7 +810,12 @@ async fn a_checksum_mismatch_is_found_and_repaired() {
 /// `AuthRequired` (its unsent op kept), and in the background its state is `auth_required`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_refreshes_and_a_reused_refresh_token_requires_enrolling_again() {
-    let w = world(|c| c.access_ttl_secs = 1).await;
+    // No reuse grace: the replay below is theft, not a lost answer.
+    let w = world(|c| {
+        c.access_ttl_secs = 1;
+        c.refresh_reuse_grace_secs = 0;
+    })
+    .await;
     let proxy = Proxy::start(w.hub.addr).await;
     let a = w.node("a", &proxy.url(), fast(false)).await;
     let db = w.sql("a");

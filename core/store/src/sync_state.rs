@@ -124,8 +124,9 @@ impl Store {
         }
     }
 
-    /// Stores new credentials. A rotated refresh token is stored before it is used, so a crash
-    /// never leaves the device holding only a spent one.
+    /// Stores new credentials, as soon as the hub's answer arrives. If that answer is lost (or
+    /// the device dies before this commit), the device presents its previous refresh token
+    /// again; the hub accepts that within a short grace instead of revoking the family.
     pub fn save_credentials(&self, c: &HubCredentials) -> Result<(), StoreError> {
         let conn = self.conn()?;
         conn.execute(

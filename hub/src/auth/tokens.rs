@@ -113,9 +113,15 @@ pub fn refresh(
             "This token family was revoked; enroll again",
         ));
     }
-    if record.used {
-        tx.revoke_family(&record.family_id, &crate::clock::now_rfc3339())?;
-        return Ok(Refreshed::Reused(record.family_id));
+    if let Some(used_at) = record.used_at {
+        let grace = state.config.refresh_reuse_grace_secs;
+        if grace == 0 || crate::clock::now_unix() - used_at > grace {
+            tx.revoke_family(&record.family_id, &crate::clock::now_rfc3339())?;
+            return Ok(Refreshed::Reused(record.family_id));
+        }
+        // Within the grace: the first answer was most likely lost on the way. Issue another
+        // pair of the same family (the unused one from the first use stays valid until used or
+        // expired, like any refresh token).
     }
     if record.expires_at <= crate::clock::now_unix() {
         return Err(ApiError::new(
@@ -123,7 +129,9 @@ pub fn refresh(
             "The refresh token expired; enroll again",
         ));
     }
-    tx.use_refresh(&hash, &crate::clock::now_rfc3339())?;
+    if record.used_at.is_none() {
+        tx.use_refresh(&hash, &crate::clock::now_rfc3339())?;
+    }
     let device = tx
         .device(&record.device_id)?
         .ok_or_else(|| ApiError::unauthenticated("Unknown device"))?;
@@ -156,7 +164,7 @@ fn issue(
         &RefreshRecord {
             device_id: d.id.clone(),
             family_id: family.to_owned(),
-            used: false,
+            used_at: None,
             expires_at: now + state.config.refresh_ttl_secs,
         },
     )?;

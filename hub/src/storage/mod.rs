@@ -122,8 +122,8 @@ pub struct RefreshRecord {
     pub device_id: String,
     /// Its family: every token rotated from one enrollment.
     pub family_id: String,
-    /// Set once presented.
-    pub used: bool,
+    /// When it was first presented (Unix seconds), if it was.
+    pub used_at: Option<i64>,
     /// Unix seconds.
     pub expires_at: i64,
 }

@@ -29,6 +29,15 @@ fn never_shown(hub: &TestHub) -> Vec<String> {
     ]
 }
 
+/// A hub that treats any second use of a refresh token as theft at once.
+async fn no_reuse_grace() -> TestHub {
+    TestHub::start_with(|c| {
+        c.rate_limit = 0;
+        c.refresh_reuse_grace_secs = 0;
+    })
+    .await
+}
+
 /// An error envelope with this status and code that shows none of `hidden` (nor any secret).
 fn refused(hub: &TestHub, r: &Resp, status: u16, code: &str, hidden: &[&str]) {
     assert_eq!(r.status, status, "{}", r.text);
@@ -271,7 +280,7 @@ async fn not_yet_valid_token_is_401() {
 
 #[tokio::test]
 async fn token_of_a_revoked_family_is_401() {
-    let hub = TestHub::start().await;
+    let hub = no_reuse_grace().await;
     let d = hub.enroll().await;
     let key = hub_secret(&hub);
     // Reusing the refresh token revokes the family.
@@ -342,7 +351,7 @@ async fn enrollment_returns_a_working_pair() {
 
 #[tokio::test]
 async fn refresh_rotates_and_an_old_refresh_token_then_fails() {
-    let hub = TestHub::start().await;
+    let hub = no_reuse_grace().await;
     let d = hub.enroll().await;
     let r = refresh(&hub, &d.refresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -364,7 +373,7 @@ async fn refresh_rotates_and_an_old_refresh_token_then_fails() {
 
 #[tokio::test]
 async fn reused_refresh_token_revokes_the_whole_family() {
-    let hub = TestHub::start().await;
+    let hub = no_reuse_grace().await;
     let d = hub.enroll().await;
     let bystander = hub.enroll().await;
     let r = refresh(&hub, &d.refresh).await;
@@ -980,4 +989,22 @@ async fn guessing_enrollment_keys_is_rate_limited_per_address() {
         .await;
     assert_eq!(r.status, 429);
     assert_eq!(hub.api().get("/v1/products").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_refresh_token_presented_again_at_once_gets_a_pair_not_a_revocation() {
+    // The device's first refresh succeeded at the hub but the answer was lost: it presents the
+    // same token again within the grace, and must not be locked out.
+    let hub = TestHub::start().await;
+    let d = hub.enroll().await;
+    let first = refresh(&hub, &d.refresh).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = refresh(&hub, &d.refresh).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let access = again.data()["access_token"].as_str().unwrap().to_owned();
+    let rotated = again.data()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, first.data()["refresh_token"].as_str().unwrap());
+    // The family lives: the new access token works and the new refresh token rotates.
+    assert_eq!(bearer(&d, &access).get("/v1/products").await.status, 200);
+    assert_eq!(refresh(&hub, &rotated).await.status, 200);
 }

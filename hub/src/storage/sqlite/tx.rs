@@ -333,7 +333,7 @@ impl Tx for SqliteTx<'_> {
 
     fn refresh(&self, hash: &str) -> Result<Option<RefreshRecord>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT device_id, family_id, used_at IS NOT NULL, expires_at FROM refresh_tokens
+            "SELECT device_id, family_id, unixepoch(used_at), expires_at FROM refresh_tokens
              WHERE token_hash = ?1",
         )?;
         Ok(st
@@ -341,7 +341,7 @@ impl Tx for SqliteTx<'_> {
                 Ok(RefreshRecord {
                     device_id: r.get(0)?,
                     family_id: r.get(1)?,
-                    used: r.get(2)?,
+                    used_at: r.get(2)?,
                     expires_at: r.get(3)?,
                 })
             })
