@@ -295,7 +295,8 @@ async fn enroll_push_resend_and_pull() {
 
 #[tokio::test]
 async fn refresh_rotates_the_pair_once() {
-    let hub = TestHub::start().await;
+    // No reuse grace: a second use is refused at once.
+    let hub = TestHub::start_with(|c| c.refresh_reuse_grace_secs = 0).await;
     let dev = hub.device().await;
     let pair = dev.client.refresh(&dev.refresh_token).await.unwrap();
     assert_ne!(pair.refresh_token, dev.refresh_token);

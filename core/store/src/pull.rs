@@ -192,7 +192,8 @@ impl Store {
             items: 1,
             ..PageApplied::default()
         };
-        // During a snapshot the pull is authoritative; a frame must not mark rows as confirmed.
+        // During a snapshot the pull is authoritative; a frame must not mark rows as confirmed
+        // (nor unmark one the snapshot already confirmed: upserts keep the larger epoch).
         let mode = Mode {
             snapshot: false,
             epoch: if snapshot { epoch - 1 } else { epoch },
@@ -388,7 +389,8 @@ fn apply_item(
                 "INSERT INTO locations (id, code, name, created_at, hub_seq, snap_epoch)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
-                     hub_seq = excluded.hub_seq, snap_epoch = excluded.snap_epoch",
+                     hub_seq = excluded.hub_seq,
+                     snap_epoch = max(locations.snap_epoch, excluded.snap_epoch)",
             )?
             .execute(params![item.id, code, name, created, seq, mode.epoch])?;
             out.locations.push(item.id.clone());
@@ -440,7 +442,8 @@ fn apply_item(
                  ON CONFLICT (product_id, location_id) DO UPDATE SET
                      synced_on_hand = excluded.synced_on_hand,
                      synced_allocated = excluded.synced_allocated,
-                     hub_seq = excluded.hub_seq, snap_epoch = excluded.snap_epoch,
+                     hub_seq = excluded.hub_seq,
+                     snap_epoch = max(stock.snap_epoch, excluded.snap_epoch),
                      updated_at = excluded.updated_at",
             )?
             .execute(params![
@@ -574,7 +577,8 @@ fn apply_product(
              price_amount = excluded.price_amount, price_currency = excluded.price_currency,
              version = excluded.version, doc = excluded.doc, created_at = excluded.created_at,
              updated_at = excluded.updated_at,
-             hub_seq = excluded.hub_seq, snap_epoch = excluded.snap_epoch, deleted = 0",
+             hub_seq = excluded.hub_seq,
+             snap_epoch = max(products.snap_epoch, excluded.snap_epoch), deleted = 0",
     )?
     .execute(params![
         item.id,

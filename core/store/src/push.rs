@@ -247,9 +247,18 @@ fn decode(
 
 /// The hub has the op: its legs are now part of the hub's numbers. The synced part is
 /// estimated at once (so on hand does not dip until the pull) unless the pulled state already
-/// includes the op (`hub_seq` at or past the op's sequence); the pull then sets it exactly.
+/// includes the op; the pull then sets it exactly.
+///
+/// The answer's `seq` is the op's last effect, its transaction record; the hub writes the op's
+/// stock levels just before it, one sequence each, so a row whose `hub_seq` is at or past
+/// `seq − legs` already holds the op (its own sequences in that range are this op's).
 fn confirm_legs(tx: &Transaction<'_>, op_id: &str, op_seq: Option<u64>) -> Result<(), StoreError> {
-    let seq = op_seq.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let legs: i64 = tx
+        .prepare_cached("SELECT count(*) FROM ledger WHERE op_id = ?1")?
+        .query_row([op_id], |r| r.get(0))?;
+    let seq = op_seq.map_or(i64::MAX, |s| {
+        i64::try_from(s).unwrap_or(i64::MAX).saturating_sub(legs)
+    });
     tx.prepare_cached(
         "UPDATE stock SET
              pending = pending - g.oh, pending_allocated = pending_allocated - g.al,
@@ -338,6 +347,23 @@ fn undo_local_effects(tx: &Transaction<'_>, op_id: &str, kind: &str) -> Result<(
                 tx.execute(
                     "UPDATE products SET deleted = 1, sku = 'deleted:' || id, barcode = NULL
                      WHERE id = ?1 AND hub_seq = 0",
+                    [id],
+                )?;
+            }
+        }
+        "location_create" => {
+            // The hub has no such location (its code was taken there first): free the code for
+            // the hub's location; the rejected one stays for its rejected legs' history.
+            let body: String =
+                tx.query_row("SELECT body FROM outbox WHERE op_id = ?1", [op_id], |r| {
+                    r.get(0)
+                })?;
+            let id = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|b| b["location_id"].as_str().map(str::to_owned));
+            if let Some(id) = id {
+                tx.execute(
+                    "UPDATE locations SET code = 'rejected:' || id WHERE id = ?1 AND hub_seq = 0",
                     [id],
                 )?;
             }

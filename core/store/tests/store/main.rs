@@ -14,6 +14,7 @@
 mod catalog;
 mod migrations;
 mod movements;
+mod sync;
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
