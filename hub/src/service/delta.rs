@@ -214,8 +214,7 @@ fn push_item(out: &mut Vec<u8>, row: &FeedRow) -> Result<(), ApiError> {
     out.extend_from_slice(entity.as_str().as_bytes());
     out.extend_from_slice(b"\",\"id\":");
     serde_json::to_writer(&mut *out, &row.entity_id).map_err(ApiError::internal)?;
-    write!(out, ",\"seq\":{},\"version\":{}", row.seq, row.version)
-        .map_err(ApiError::internal)?;
+    write!(out, ",\"seq\":{},\"version\":{}", row.seq, row.version).map_err(ApiError::internal)?;
     if !fields.trim().is_empty() {
         out.push(b',');
         out.extend_from_slice(fields.as_bytes());

@@ -50,7 +50,7 @@ async fn a_seeded_data_dir_serves_a_snapshot_with_a_checksum_the_client_can_reco
         "stock_level".to_owned(),
         format!("{}@{}", s.product_ids[0], s.location_ids[0]),
     )]
-    .1;
+        .1;
     assert_ne!(level["on_hand"], "0");
     assert_eq!(level["branch_id"], "br_main");
 
