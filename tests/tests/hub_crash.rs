@@ -55,7 +55,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{XorShift, clock_seed, env_u64};
+use support::{XorShift, clock_seed, env_u64, stocksync_binary};
 use tokio::sync::watch;
 
 const OPS_PER_BATCH: usize = 25;
@@ -186,71 +186,6 @@ fn sigkill_of_the_hub_loses_no_pushed_op_and_applies_none_twice() {
 
 // ---------------------------------------------------------------------------------------------
 // The hub process.
-
-/// The `stocksync` binary, beside this test's executable; built if it is missing or older than
-/// its sources (see the module comment).
-fn stocksync_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/hub_crash-… → target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let bin = profile_dir.join(format!("stocksync{}", std::env::consts::EXE_SUFFIX));
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let sources = ["hub", "desktop", "core"]
-        .iter()
-        .filter_map(|d| newest_source(&root.join(d)))
-        .max();
-    if built.is_none() || sources > built {
-        // Cargo does not hold its lock on the target dir while tests run, so this cannot wait
-        // for the `cargo test` that started us.
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .current_dir(root)
-            .args(["build", "-p", "stocksync", "--bin", "stocksync"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build -p stocksync");
-        assert!(status.success(), "cargo build -p stocksync: {status}");
-        assert!(
-            bin.exists(),
-            "cargo build -p stocksync did not produce {}",
-            bin.display()
-        );
-    }
-    bin
-}
-
-/// The latest change to a crate's `Cargo.toml` or anything under its `src/`, for each crate at
-/// or below `dir` (not its tests or benches, which are not in the binary).
-fn newest_source(dir: &Path) -> Option<SystemTime> {
-    fn walk(path: &Path, newest: &mut Option<SystemTime>) {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(Some(modified));
-        }
-    }
-    let mut newest = None;
-    let manifest = dir.join("Cargo.toml");
-    if manifest.exists() {
-        walk(&manifest, &mut newest);
-        walk(&dir.join("src"), &mut newest);
-    } else {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            newest = newest.max(newest_source(&entry.path()));
-        }
-    }
-    newest
-}
 
 /// What `--dev` writes to `DATA_DIR/dev-credentials.json`.
 #[derive(Clone)]

@@ -65,13 +65,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use stocksync_node::{NodeError, StoreOptions, SyncConfig, SyncEvent, SyncListener, SyncNode};
 use support::sync::{
     DeviceFile, HubApi, Levels, MOVEMENT_KINDS, TestHub, add_levels, assert_none,
     exactly_once_problems, level_differences, no_rejection, node_view_problems, product_problems,
 };
-use support::{XorShift, clock_seed, env_u64};
+use support::{XorShift, clock_seed, env_u64, stocksync_binary};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_sync-worker");
 /// How long anything may take before the test calls it hung.
@@ -1283,70 +1283,6 @@ fn free_port(rng: &mut XorShift) -> u16 {
         }
     }
     panic!("no free port in 20000–31999");
-}
-
-/// The `stocksync` binary: `STOCKSYNC_BIN`, or the one beside this test's executable, built if
-/// it is missing or older than its sources (see `hub_crash.rs`).
-fn stocksync_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("STOCKSYNC_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
-    let bin = profile_dir.join(format!("stocksync{}", std::env::consts::EXE_SUFFIX));
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
-    let sources = ["hub", "desktop", "core"]
-        .iter()
-        .filter_map(|d| newest_source(&root.join(d)))
-        .max();
-    if built.is_none() || sources > built {
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .current_dir(root)
-            .args(["build", "-p", "stocksync", "--bin", "stocksync"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build -p stocksync");
-        assert!(status.success(), "cargo build -p stocksync: {status}");
-        assert!(
-            bin.exists(),
-            "cargo build did not produce {}",
-            bin.display()
-        );
-    }
-    bin
-}
-
-/// The latest change to a crate's `Cargo.toml` or `src/`, for each crate at or below `dir`.
-fn newest_source(dir: &Path) -> Option<SystemTime> {
-    fn walk(path: &Path, newest: &mut Option<SystemTime>) {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(Some(modified));
-        }
-    }
-    let mut newest = None;
-    let manifest = dir.join("Cargo.toml");
-    if manifest.exists() {
-        walk(&manifest, &mut newest);
-        walk(&dir.join("src"), &mut newest);
-    } else {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            newest = newest.max(newest_source(&entry.path()));
-        }
-    }
-    newest
 }
 
 /// What `--dev` writes to `DATA_DIR/dev-credentials.json`.

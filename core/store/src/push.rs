@@ -307,6 +307,20 @@ fn withdraw_legs(
     Ok(())
 }
 
+/// A text field of an op's stored body.
+fn body_field(
+    tx: &Transaction<'_>,
+    op_id: &str,
+    field: &str,
+) -> Result<Option<String>, StoreError> {
+    let body: String = tx.query_row("SELECT body FROM outbox WHERE op_id = ?1", [op_id], |r| {
+        r.get(0)
+    })?;
+    Ok(serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|b| b[field].as_str().map(str::to_owned)))
+}
+
 /// Local records that only existed because of the op.
 fn undo_local_effects(tx: &Transaction<'_>, op_id: &str, kind: &str) -> Result<(), StoreError> {
     match kind {
@@ -318,13 +332,7 @@ fn undo_local_effects(tx: &Transaction<'_>, op_id: &str, kind: &str) -> Result<(
         }
         "allocation_release" => {
             // The hub kept the allocation open; so does the device.
-            let body: String =
-                tx.query_row("SELECT body FROM outbox WHERE op_id = ?1", [op_id], |r| {
-                    r.get(0)
-                })?;
-            let id = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|b| b["allocation_id"].as_str().map(str::to_owned));
+            let id = body_field(tx, op_id, "allocation_id")?;
             if let Some(id) = id {
                 tx.execute(
                     "UPDATE allocations SET status = 'open', released_at = NULL
@@ -336,13 +344,7 @@ fn undo_local_effects(tx: &Transaction<'_>, op_id: &str, kind: &str) -> Result<(
         "product_create" => {
             // The hub has no such product (its SKU was taken there first): hide it here too,
             // and free the SKU for the hub's product.
-            let body: String =
-                tx.query_row("SELECT body FROM outbox WHERE op_id = ?1", [op_id], |r| {
-                    r.get(0)
-                })?;
-            let id = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|b| b["product_id"].as_str().map(str::to_owned));
+            let id = body_field(tx, op_id, "product_id")?;
             if let Some(id) = id {
                 tx.execute(
                     "UPDATE products SET deleted = 1, sku = 'deleted:' || id, barcode = NULL
@@ -354,13 +356,7 @@ fn undo_local_effects(tx: &Transaction<'_>, op_id: &str, kind: &str) -> Result<(
         "location_create" => {
             // The hub has no such location (its code was taken there first): free the code for
             // the hub's location; the rejected one stays for its rejected legs' history.
-            let body: String =
-                tx.query_row("SELECT body FROM outbox WHERE op_id = ?1", [op_id], |r| {
-                    r.get(0)
-                })?;
-            let id = serde_json::from_str::<Value>(&body)
-                .ok()
-                .and_then(|b| b["location_id"].as_str().map(str::to_owned));
+            let id = body_field(tx, op_id, "location_id")?;
             if let Some(id) = id {
                 tx.execute(
                     "UPDATE locations SET code = 'rejected:' || id WHERE id = ?1 AND hub_seq = 0",
