@@ -59,6 +59,8 @@ pub struct SyncCounts {
     pub repairs: u64,
     /// A snapshot is under way (first sync or repair).
     pub snapshot_active: bool,
+    /// The last sync error, until a sync succeeds.
+    pub last_error: Option<String>,
 }
 
 /// A conflict from the hub's queue.
@@ -167,7 +169,7 @@ impl Store {
         let conn = self.conn()?;
         let mut counts: SyncCounts = conn.query_row(
             "SELECT last_push_at, last_pull_at, last_checksum_at, hub_url, repairs,
-                    snapshot_active FROM sync_state",
+                    snapshot_active, last_error FROM sync_state",
             [],
             |r| {
                 Ok(SyncCounts {
@@ -177,6 +179,7 @@ impl Store {
                     hub_url: r.get(3)?,
                     repairs: r.get::<_, i64>(4)?.try_into().unwrap_or(0),
                     snapshot_active: r.get(5)?,
+                    last_error: r.get(6)?,
                     ..SyncCounts::default()
                 })
             },

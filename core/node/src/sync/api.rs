@@ -182,13 +182,7 @@ impl SyncNode {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let last_error = engine.last_error.clone().or_else(|| {
-            self.inner
-                .store
-                .diagnostics()
-                .ok()
-                .and_then(|d| d["last_error"].as_str().map(str::to_owned))
-        });
+        let last_error = engine.last_error.clone().or(counts.last_error);
         Ok(NodeStatus {
             state: if enrolled || engine.state != super::SyncState::Stopped {
                 engine.state
