@@ -89,52 +89,47 @@ impl SyncNode {
 
     pub(crate) async fn round(&self) -> Result<SyncReport, RoundError> {
         let _turn = self.inner.round_lock.lock().await;
+        let (device, creds) = self.enrolled().await?;
+        let client = self.client(&device, &creds)?;
+        self.round_of(&device, &client).run().await
+    }
+
+    /// Refreshes the access token now (the background task does this on a 401).
+    pub(crate) async fn refresh_auth(&self) -> Result<(), RoundError> {
+        let _turn = self.inner.round_lock.lock().await;
+        let (device, creds) = self.enrolled().await?;
+        let client = self.client(&device, &creds)?;
+        self.round_of(&device, &client).auth(true).await.map(|_| ())
+    }
+
+    /// The device and its hub credentials, or `AuthRequired` when it is not enrolled.
+    pub(crate) async fn enrolled(&self) -> Result<(DeviceInfo, HubCredentials), RoundError> {
         let device = blocking(&self.inner.store, |s| s.device()).await?;
         let creds = blocking(&self.inner.store, |s| s.credentials())
             .await?
             .ok_or_else(|| {
                 RoundError::AuthRequired("this device is not enrolled with a hub".into())
             })?;
-        let client = HubClient::new(
-            &creds.hub_url,
-            device.device_id.as_str(),
-            &self.inner.config.transport,
-        )?;
-        Round {
-            store: &self.inner.store,
-            client: &client,
-            org_id: &device.org_id,
-            listeners: &self.inner.listeners,
-            push_batch: self.inner.config.push_batch,
-            pull_limit: self.inner.config.pull_limit,
-        }
-        .run()
-        .await
+        Ok((device, creds))
     }
 
-    /// Refreshes the access token now (the background task does this on a 401).
-    pub(crate) async fn refresh_auth(&self) -> Result<(), RoundError> {
-        let _turn = self.inner.round_lock.lock().await;
-        let device = blocking(&self.inner.store, |s| s.device()).await?;
-        let creds = blocking(&self.inner.store, |s| s.credentials())
-            .await?
-            .ok_or_else(|| RoundError::AuthRequired("this device is not enrolled".into()))?;
-        let client = HubClient::new(
+    fn client(&self, device: &DeviceInfo, creds: &HubCredentials) -> Result<HubClient, RoundError> {
+        Ok(HubClient::new(
             &creds.hub_url,
             device.device_id.as_str(),
             &self.inner.config.transport,
-        )?;
+        )?)
+    }
+
+    fn round_of<'a>(&'a self, device: &'a DeviceInfo, client: &'a HubClient) -> Round<'a> {
         Round {
             store: &self.inner.store,
-            client: &client,
+            client,
             org_id: &device.org_id,
             listeners: &self.inner.listeners,
             push_batch: self.inner.config.push_batch,
             pull_limit: self.inner.config.pull_limit,
         }
-        .auth(true)
-        .await
-        .map(|_| ())
     }
 
     /// Starts background sync on the current tokio runtime: pushes soon after each local

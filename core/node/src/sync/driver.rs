@@ -208,10 +208,7 @@ async fn connect_and_follow(
     tx: &mpsc::UnboundedSender<Input>,
 ) -> Result<(), RoundError> {
     let store = node.inner.store.clone();
-    let device = blocking(&store, |s| s.device()).await?;
-    let creds = blocking(&store, |s| s.credentials())
-        .await?
-        .ok_or_else(|| RoundError::AuthRequired("this device is not enrolled".into()))?;
+    let (device, creds) = node.enrolled().await?;
     let config = &node.inner.config;
     if config.channels.is_empty() {
         return Ok(());
