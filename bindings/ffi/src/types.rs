@@ -217,11 +217,11 @@ pub enum Movement {
         location: String,
         /// Signed change (≠ 0).
         delta: String,
-        /// Unit, if the user named one.
-        #[uniffi(default)]
-        uom: Option<Uom>,
         /// Why.
         reason: ReasonCode,
+        /// Unit, if the user named one (last: Python wants defaulted arguments after the rest).
+        #[uniffi(default)]
+        uom: Option<Uom>,
     },
     /// A count: posts the difference from what this device shows now.
     Count {

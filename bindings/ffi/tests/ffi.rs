@@ -66,6 +66,19 @@ fn a_new_database_asks_to_enroll() {
 }
 
 #[test]
+fn syncing_a_database_that_is_no_device_yet_asks_to_enroll() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SyncNode::open(dir.path().join("new.db").display().to_string()).unwrap();
+    let result = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(node.sync_now());
+    assert!(
+        matches!(result, Err(StocksyncError::AuthRequired { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
 fn quantities_stay_exact_decimal_strings() {
     let dir = tempfile::tempdir().unwrap();
     let node = node(&dir);

@@ -3539,7 +3539,7 @@ class Movement:
         A signed correction with a reason.
 """
         
-        def __init__(self, product:str, location:str, delta:str, uom:typing.Optional[Uom] = None, reason:ReasonCode):
+        def __init__(self, product:str, location:str, delta:str, reason:ReasonCode, uom:typing.Optional[Uom] = None):
             self.product = product
             
             """
@@ -3558,16 +3558,16 @@ class Movement:
         Signed change (≠ 0).
 """
         
-            self.uom = uom
-            
-            """
-        Unit, if the user named one.
-"""
-        
             self.reason = reason
             
             """
         Why.
+"""
+        
+            self.uom = uom
+            
+            """
+        Unit, if the user named one (last: Python wants defaulted arguments after the rest).
 """
         
             pass
@@ -3577,7 +3577,7 @@ class Movement:
             
     
         def __str__(self):
-            return "Movement.ADJUST(product={}, location={}, delta={}, uom={}, reason={})".format(self.product, self.location, self.delta, self.uom, self.reason)
+            return "Movement.ADJUST(product={}, location={}, delta={}, reason={}, uom={})".format(self.product, self.location, self.delta, self.reason, self.uom)
         def __eq__(self, other):
             if not isinstance(other, Movement):
                 return NotImplemented
@@ -3589,9 +3589,9 @@ class Movement:
                 return False
             if self.delta != other.delta:
                 return False
-            if self.uom != other.uom:
-                return False
             if self.reason != other.reason:
+                return False
+            if self.uom != other.uom:
                 return False
             return True
 
@@ -3869,8 +3869,8 @@ class _UniffiFfiConverterTypeMovement(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
-                _UniffiFfiConverterOptionalTypeUom.read(buf),
                 _UniffiFfiConverterTypeReasonCode.read(buf),
+                _UniffiFfiConverterOptionalTypeUom.read(buf),
             )
         if variant == 4:
             return Movement.COUNT(
@@ -3921,8 +3921,8 @@ class _UniffiFfiConverterTypeMovement(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.product)
             _UniffiFfiConverterString.check_lower(value.location)
             _UniffiFfiConverterString.check_lower(value.delta)
-            _UniffiFfiConverterOptionalTypeUom.check_lower(value.uom)
             _UniffiFfiConverterTypeReasonCode.check_lower(value.reason)
+            _UniffiFfiConverterOptionalTypeUom.check_lower(value.uom)
             return
         if value.is_COUNT():
             _UniffiFfiConverterString.check_lower(value.product)
@@ -3970,8 +3970,8 @@ class _UniffiFfiConverterTypeMovement(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.product, buf)
             _UniffiFfiConverterString.write(value.location, buf)
             _UniffiFfiConverterString.write(value.delta, buf)
-            _UniffiFfiConverterOptionalTypeUom.write(value.uom, buf)
             _UniffiFfiConverterTypeReasonCode.write(value.reason, buf)
+            _UniffiFfiConverterOptionalTypeUom.write(value.uom, buf)
         if value.is_COUNT():
             buf.write_i32(4)
             _UniffiFfiConverterString.write(value.product, buf)

@@ -32,7 +32,13 @@ pub enum RoundError {
 
 impl From<StoreError> for RoundError {
     fn from(e: StoreError) -> Self {
-        RoundError::Store(e.to_string())
+        match e {
+            // A database that is no device yet gets one by enrolling, not by fixing the disk.
+            StoreError::NotInitialised => {
+                RoundError::AuthRequired("this device is not set up yet: enroll it".into())
+            }
+            other => RoundError::Store(other.to_string()),
+        }
     }
 }
 

@@ -4017,11 +4017,11 @@ public enum Movement: Equatable, Hashable {
          * Signed change (≠ 0).
          */delta: String, 
         /**
-         * Unit, if the user named one.
-         */uom: Uom? = nil, 
-        /**
          * Why.
-         */reason: ReasonCode
+         */reason: ReasonCode, 
+        /**
+         * Unit, if the user named one (last: Python wants defaulted arguments after the rest).
+         */uom: Uom? = nil
     )
     /**
      * A count: posts the difference from what this device shows now.
@@ -4112,7 +4112,7 @@ public struct FfiConverterTypeMovement: FfiConverterRustBuffer {
         case 2: return .ship(product: try FfiConverterString.read(from: &buf), location: try FfiConverterString.read(from: &buf), quantity: try FfiConverterString.read(from: &buf), uom: try FfiConverterOptionTypeUom.read(from: &buf), reference: try FfiConverterOptionString.read(from: &buf)
         )
         
-        case 3: return .adjust(product: try FfiConverterString.read(from: &buf), location: try FfiConverterString.read(from: &buf), delta: try FfiConverterString.read(from: &buf), uom: try FfiConverterOptionTypeUom.read(from: &buf), reason: try FfiConverterTypeReasonCode.read(from: &buf)
+        case 3: return .adjust(product: try FfiConverterString.read(from: &buf), location: try FfiConverterString.read(from: &buf), delta: try FfiConverterString.read(from: &buf), reason: try FfiConverterTypeReasonCode.read(from: &buf), uom: try FfiConverterOptionTypeUom.read(from: &buf)
         )
         
         case 4: return .count(product: try FfiConverterString.read(from: &buf), location: try FfiConverterString.read(from: &buf), counted: try FfiConverterString.read(from: &buf), uom: try FfiConverterOptionTypeUom.read(from: &buf)
@@ -4154,13 +4154,13 @@ public struct FfiConverterTypeMovement: FfiConverterRustBuffer {
             FfiConverterOptionString.write(reference, into: &buf)
             
         
-        case let .adjust(product,location,delta,uom,reason):
+        case let .adjust(product,location,delta,reason,uom):
             writeInt(&buf, Int32(3))
             FfiConverterString.write(product, into: &buf)
             FfiConverterString.write(location, into: &buf)
             FfiConverterString.write(delta, into: &buf)
-            FfiConverterOptionTypeUom.write(uom, into: &buf)
             FfiConverterTypeReasonCode.write(reason, into: &buf)
+            FfiConverterOptionTypeUom.write(uom, into: &buf)
             
         
         case let .count(product,location,counted,uom):

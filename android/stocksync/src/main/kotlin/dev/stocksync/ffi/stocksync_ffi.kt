@@ -4802,13 +4802,13 @@ sealed class Movement {
          */
         val `delta`: kotlin.String, 
         /**
-         * Unit, if the user named one.
-         */
-        val `uom`: dev.stocksync.ffi.Uom? = null , 
-        /**
          * Why.
          */
-        val `reason`: dev.stocksync.ffi.ReasonCode) : Movement()
+        val `reason`: dev.stocksync.ffi.ReasonCode, 
+        /**
+         * Unit, if the user named one (last: Python wants defaulted arguments after the rest).
+         */
+        val `uom`: dev.stocksync.ffi.Uom? = null ) : Movement()
         
     {
         
@@ -4951,8 +4951,8 @@ public object FfiConverterTypeMovement : FfiConverterRustBuffer<Movement>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
-                FfiConverterOptionalTypeUom.read(buf),
                 FfiConverterTypeReasonCode.read(buf),
+                FfiConverterOptionalTypeUom.read(buf),
                 )
             4 -> Movement.Count(
                 FfiConverterString.read(buf),
@@ -5011,8 +5011,8 @@ public object FfiConverterTypeMovement : FfiConverterRustBuffer<Movement>{
                 + FfiConverterString.allocationSize(value.`product`)
                 + FfiConverterString.allocationSize(value.`location`)
                 + FfiConverterString.allocationSize(value.`delta`)
-                + FfiConverterOptionalTypeUom.allocationSize(value.`uom`)
                 + FfiConverterTypeReasonCode.allocationSize(value.`reason`)
+                + FfiConverterOptionalTypeUom.allocationSize(value.`uom`)
             )
         }
         is Movement.Count -> {
@@ -5081,8 +5081,8 @@ public object FfiConverterTypeMovement : FfiConverterRustBuffer<Movement>{
                 FfiConverterString.write(value.`product`, buf)
                 FfiConverterString.write(value.`location`, buf)
                 FfiConverterString.write(value.`delta`, buf)
-                FfiConverterOptionalTypeUom.write(value.`uom`, buf)
                 FfiConverterTypeReasonCode.write(value.`reason`, buf)
+                FfiConverterOptionalTypeUom.write(value.`uom`, buf)
                 Unit
             }
             is Movement.Count -> {
