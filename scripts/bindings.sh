@@ -23,7 +23,8 @@ Darwin) ext=dylib ;;
 *) ext=so ;;
 esac
 
-cargo build -p stocksync-ffi --locked "${cargo_profile[@]}"
+# (`${a[@]+…}`: bash 3.2, macOS's, calls an empty array unbound under `set -u`.)
+cargo build -p stocksync-ffi --locked ${cargo_profile[@]+"${cargo_profile[@]}"}
 # Its own workspace (see its Cargo.toml); the shared target dir keeps one build cache.
 cargo build --manifest-path bindings/uniffi-bindgen/Cargo.toml --target-dir target --locked
 

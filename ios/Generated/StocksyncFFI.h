@@ -369,9 +369,9 @@ RustBuffer uniffi_stocksync_ffi_fn_method_syncnode_find_product(uint64_t ptr, Ru
 int64_t uniffi_stocksync_ffi_fn_method_syncnode_import_products(uint64_t ptr, RustBuffer products, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_INIT
-#define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_INIT
-RustBuffer uniffi_stocksync_ffi_fn_method_syncnode_init(uint64_t ptr, RustBuffer device, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_INIT_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_INIT_DEVICE
+RustBuffer uniffi_stocksync_ffi_fn_method_syncnode_init_device(uint64_t ptr, RustBuffer device, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_LEDGER
@@ -437,6 +437,11 @@ uint64_t uniffi_stocksync_ffi_fn_method_syncnode_stop(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_SYNC_NOW
 #define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_SYNCNODE_SYNC_NOW
 uint64_t uniffi_stocksync_ffi_fn_method_syncnode_sync_now(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_STOCKSYNCERROR_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_METHOD_STOCKSYNCERROR_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_FN_FUNC_CORE_VERSION
@@ -795,9 +800,9 @@ uint16_t uniffi_stocksync_ffi_checksum_method_syncnode_import_products(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_CHECKSUM_METHOD_SYNCNODE_INIT
-#define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_CHECKSUM_METHOD_SYNCNODE_INIT
-uint16_t uniffi_stocksync_ffi_checksum_method_syncnode_init(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_CHECKSUM_METHOD_SYNCNODE_INIT_DEVICE
+#define UNIFFI_FFIDEF_UNIFFI_STOCKSYNC_FFI_CHECKSUM_METHOD_SYNCNODE_INIT_DEVICE
+uint16_t uniffi_stocksync_ffi_checksum_method_syncnode_init_device(void
     
 );
 #endif

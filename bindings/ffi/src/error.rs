@@ -14,6 +14,7 @@ pub struct FieldError {
 /// Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
 /// a `message` (it holds the whole text here).
 #[derive(Clone, Debug, PartialEq, thiserror::Error, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum StocksyncError {
     /// The hub cannot be reached or did not answer in time. Keep working: everything is saved
     /// locally and sync retries by itself.
@@ -87,7 +88,10 @@ impl From<NodeError> for StocksyncError {
         let reason = e.to_string();
         match e {
             // Not set up yet: the app's way out is the same as for missing credentials.
-            NodeError::NotInitialised => StocksyncError::AuthRequired { reason },
+            NodeError::NotInitialised => StocksyncError::AuthRequired {
+                reason: "this device is not set up yet: enroll it (or init_device for offline use)"
+                    .into(),
+            },
             NodeError::AlreadyInitialised { .. } => StocksyncError::Invalid {
                 reason,
                 fields: Vec::new(),

@@ -53,6 +53,8 @@ impl SyncNode {
     // ---- device ----------------------------------------------------------------------------
 
     /// Makes this database a device without a hub (offline use). `enroll` does this itself.
+    /// (`init` is a keyword in Swift, hence the exported name.)
+    #[uniffi::method(name = "init_device")]
     pub fn init(&self, device: NewDevice) -> Result<DeviceInfo> {
         Ok(self.0.init(&device.into())?.into())
     }

@@ -555,7 +555,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_stocksync_ffi_checksum_method_syncnode_import_products() != 37222:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_stocksync_ffi_checksum_method_syncnode_init() != 56290:
+    if lib.uniffi_stocksync_ffi_checksum_method_syncnode_init_device() != 39896:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_stocksync_ffi_checksum_method_syncnode_ledger() != 10179:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -659,9 +659,9 @@ _UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_find_product.restype = 
 _UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_import_products.argtypes = (
 )
 _UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_import_products.restype = ctypes.c_uint16
-_UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_init.argtypes = (
+_UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_init_device.argtypes = (
 )
-_UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_init.restype = ctypes.c_uint16
+_UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_init_device.restype = ctypes.c_uint16
 _UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_ledger.argtypes = (
 )
 _UniffiLib.uniffi_stocksync_ffi_checksum_method_syncnode_ledger.restype = ctypes.c_uint16
@@ -792,12 +792,12 @@ _UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_import_products.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_import_products.restype = ctypes.c_int64
-_UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init.argtypes = (
+_UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init_device.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init_device.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_ledger.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -874,6 +874,11 @@ _UniffiLib.uniffi_stocksync_ffi_fn_constructor_syncnode_open.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_stocksync_ffi_fn_constructor_syncnode_open.restype = ctypes.c_uint64
+_UniffiLib.uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_stocksync_ffi_fn_clone_listenerhandle.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -5437,9 +5442,10 @@ class SyncNodeProtocol(typing.Protocol):
         Adds many products: all or none. Returns how many.
 """
         raise NotImplementedError
-    def init(self, device: NewDevice) -> DeviceInfo:
+    def init_device(self, device: NewDevice) -> DeviceInfo:
         """
         Makes this database a device without a hub (offline use). `enroll` does this itself.
+        (`init` is a keyword in Swift, hence the exported name.)
 """
         raise NotImplementedError
     def ledger(self, product: typing.Optional[str],limit: int) -> typing.List[LedgerRow]:
@@ -5782,9 +5788,10 @@ class SyncNode(SyncNodeProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
-    def init(self, device: NewDevice) -> DeviceInfo:
+    def init_device(self, device: NewDevice) -> DeviceInfo:
         """
         Makes this database a device without a hub (offline use). `enroll` does this itself.
+        (`init` is a keyword in Swift, hence the exported name.)
 """
         
         _UniffiFfiConverterTypeNewDevice.check_lower(device)
@@ -5796,7 +5803,7 @@ class SyncNode(SyncNodeProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeStocksyncError
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
-            _UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init,
+            _UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init_device,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)

@@ -84,6 +84,7 @@ impl SyncNode {
         let store = self.inner.store.clone();
         // The status bar shows the last error until a round succeeds.
         let _ = blocking(&store, move |s| s.set_sync_error(error.as_deref())).await;
+        self.inner.announce_status();
         Ok(result?)
     }
 
@@ -169,34 +170,7 @@ impl SyncNode {
 
     /// The sync state and the device's counts.
     pub fn status(&self) -> Result<NodeStatus, NodeError> {
-        let counts = self.inner.store.sync_counts()?;
-        let enrolled = self.inner.store.credentials()?.is_some();
-        let (engine, next_retry_at) = self
-            .inner
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let last_error = engine.last_error.clone().or(counts.last_error);
-        Ok(NodeStatus {
-            state: if enrolled || engine.state != super::SyncState::Stopped {
-                engine.state
-            } else {
-                super::SyncState::AuthRequired
-            },
-            enrolled,
-            hub_url: counts.hub_url,
-            live: engine.live,
-            pending: counts.pending,
-            parked: counts.parked,
-            rejected: counts.rejected,
-            conflicts: counts.open_conflicts,
-            last_push_at: counts.last_push_at,
-            last_pull_at: counts.last_pull_at,
-            last_error,
-            next_retry_at: next_retry_at.map(|t| t.to_rfc3339()),
-            consecutive_failures: engine.consecutive_failures,
-        })
+        self.inner.current_status()
     }
 
     /// Registers a listener; it receives events until the handle is closed or dropped.

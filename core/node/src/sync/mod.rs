@@ -20,6 +20,7 @@ pub use engine::{SyncState, SyncStatus};
 pub use events::{ListenerHandle, SyncEvent, SyncListener, SyncProgress, SyncReport};
 pub use round::RoundError;
 
+use crate::NodeError;
 use events::Listeners;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -122,11 +123,56 @@ impl NodeInner {
         }
     }
 
-    /// A local op was recorded: the background task (if running) pushes it soon.
+    /// A local op was recorded: the background task (if running) pushes it soon, and the
+    /// listeners see the new pending count (a status bar must not wait for a sync to show it).
     pub(crate) fn local_write(&self) {
-        let runner = self.runner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = runner.as_ref() {
-            r.send(engine::Input::LocalWrite);
+        {
+            let runner = self.runner.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = runner.as_ref() {
+                r.send(engine::Input::LocalWrite);
+            }
         }
+        self.announce_status();
+    }
+
+    /// Tells the listeners the current status (read only when someone listens).
+    pub(crate) fn announce_status(&self) {
+        if self.listeners.is_empty() {
+            return;
+        }
+        if let Ok(status) = self.current_status() {
+            self.listeners.emit(&SyncEvent::StatusChanged { status });
+        }
+    }
+
+    /// The sync state and the device's counts.
+    pub(crate) fn current_status(&self) -> Result<NodeStatus, NodeError> {
+        let counts = self.store.sync_counts()?;
+        let enrolled = self.store.credentials()?.is_some();
+        let (engine, next_retry_at) = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let last_error = engine.last_error.clone().or(counts.last_error);
+        Ok(NodeStatus {
+            state: if enrolled || engine.state != SyncState::Stopped {
+                engine.state
+            } else {
+                SyncState::AuthRequired
+            },
+            enrolled,
+            hub_url: counts.hub_url,
+            live: engine.live,
+            pending: counts.pending,
+            parked: counts.parked,
+            rejected: counts.rejected,
+            conflicts: counts.open_conflicts,
+            last_push_at: counts.last_push_at,
+            last_pull_at: counts.last_pull_at,
+            last_error,
+            next_retry_at: next_retry_at.map(|t| t.to_rfc3339()),
+            consecutive_failures: engine.consecutive_failures,
+        })
     }
 }

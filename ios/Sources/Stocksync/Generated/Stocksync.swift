@@ -1041,8 +1041,9 @@ public protocol SyncNodeProtocol: AnyObject, Sendable {
     
     /**
      * Makes this database a device without a hub (offline use). `enroll` does this itself.
+     * (`init` is a keyword in Swift, hence the exported name.)
      */
-    func `init`(device: NewDevice) throws  -> DeviceInfo
+    func initDevice(device: NewDevice) throws  -> DeviceInfo
     
     /**
      * This device's ledger, newest first.
@@ -1346,11 +1347,12 @@ open func importProducts(products: [NewProduct])throws  -> Int64  {
     
     /**
      * Makes this database a device without a hub (offline use). `enroll` does this itself.
+     * (`init` is a keyword in Swift, hence the exported name.)
      */
-open func `init`(device: NewDevice)throws  -> DeviceInfo  {
+open func initDevice(device: NewDevice)throws  -> DeviceInfo  {
     return try  FfiConverterTypeDeviceInfo_lift(try rustCallWithError(FfiConverterTypeStocksyncError_lift) {
         uniffiCallStatus in
-    uniffi_stocksync_ffi_fn_method_syncnode_init(
+    uniffi_stocksync_ffi_fn_method_syncnode_init_device(
             self.uniffiCloneHandle(),
         FfiConverterTypeNewDevice_lower(device),uniffiCallStatus
     )
@@ -4751,6 +4753,17 @@ enum StocksyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError
     
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display(
+            FfiConverterTypeStocksyncError_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -5805,7 +5818,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_stocksync_ffi_checksum_method_syncnode_import_products() != 37222) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_stocksync_ffi_checksum_method_syncnode_init() != 56290) {
+    if (uniffi_stocksync_ffi_checksum_method_syncnode_init_device() != 39896) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_stocksync_ffi_checksum_method_syncnode_ledger() != 10179) {

@@ -734,7 +734,7 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_stocksync_ffi_checksum_method_syncnode_import_products(
     ): Int
-    external fun uniffi_stocksync_ffi_checksum_method_syncnode_init(
+    external fun uniffi_stocksync_ffi_checksum_method_syncnode_init_device(
     ): Int
     external fun uniffi_stocksync_ffi_checksum_method_syncnode_ledger(
     ): Int
@@ -829,7 +829,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_stocksync_ffi_fn_method_syncnode_import_products(`ptr`: Long,`products`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_stocksync_ffi_fn_method_syncnode_init(`ptr`: Long,`device`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_stocksync_ffi_fn_method_syncnode_init_device(`ptr`: Long,`device`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_stocksync_ffi_fn_method_syncnode_ledger(`ptr`: Long,`product`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -857,6 +857,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_stocksync_ffi_fn_method_syncnode_sync_now(`ptr`: Long,
     ): Long
+    external fun uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_stocksync_ffi_fn_func_core_version(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_stocksync_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1023,7 +1025,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_stocksync_ffi_checksum_method_syncnode_import_products() and 0xFFFF) != 37222) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_stocksync_ffi_checksum_method_syncnode_init() and 0xFFFF) != 56290) {
+    if ((lib.uniffi_stocksync_ffi_checksum_method_syncnode_init_device() and 0xFFFF) != 39896) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_stocksync_ffi_checksum_method_syncnode_ledger() and 0xFFFF) != 10179) {
@@ -2248,8 +2250,9 @@ public interface SyncNodeInterface {
     
     /**
      * Makes this database a device without a hub (offline use). `enroll` does this itself.
+     * (`init` is a keyword in Swift, hence the exported name.)
      */
-    fun `init`(`device`: NewDevice): DeviceInfo
+    fun `initDevice`(`device`: NewDevice): DeviceInfo
     
     /**
      * This device's ledger, newest first.
@@ -2655,12 +2658,13 @@ open class SyncNode: Disposable, AutoCloseable, SyncNodeInterface
     
     /**
      * Makes this database a device without a hub (offline use). `enroll` does this itself.
+     * (`init` is a keyword in Swift, hence the exported name.)
      */
-    @Throws(StocksyncException::class)override fun `init`(`device`: NewDevice): DeviceInfo {
+    @Throws(StocksyncException::class)override fun `initDevice`(`device`: NewDevice): DeviceInfo {
             return FfiConverterTypeDeviceInfo.lift(
     callWithHandle {
     uniffiRustCallWithError(StocksyncException) { _status ->
-    UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init(
+    UniffiLib.uniffi_stocksync_ffi_fn_method_syncnode_init_device(
         it,
         
         FfiConverterTypeNewDevice.lower(`device`),_status)
@@ -5660,6 +5664,15 @@ sealed class StocksyncException: kotlin.Exception() {
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_stocksync_ffi_fn_method_stocksyncerror_uniffi_trait_display(FfiConverterTypeStocksyncError.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<StocksyncException> {
         override fun lift(error_buf: RustBuffer.ByValue): StocksyncException = FfiConverterTypeStocksyncError.lift(error_buf)
