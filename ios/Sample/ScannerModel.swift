@@ -82,7 +82,6 @@ final class ScannerModel: ObservableObject {
         } catch {
             show(error)
         }
-        await refreshStatus()
     }
 
     private func follow(_ node: SyncNode) {
@@ -153,7 +152,6 @@ final class ScannerModel: ObservableObject {
             show(error)
         }
         await refreshStock()
-        await refreshStatus()
     }
 
     /// Pushes and pulls now (a Rust `async` call); background sync does this by itself.
@@ -168,7 +166,6 @@ final class ScannerModel: ObservableObject {
             show(error)
         }
         await refreshStock()
-        await refreshStatus()
     }
 
     // MARK: - Reading
@@ -216,13 +213,6 @@ final class ScannerModel: ObservableObject {
             stock = try await node.background { try $0.stock(product: id, location: nil) }
         } catch {
             show(error)
-        }
-    }
-
-    private func refreshStatus() async {
-        guard let node else { return }
-        if let fresh = try? await node.background({ try $0.status() }) {
-            status = fresh
         }
     }
 
