@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test of stocksync, from a fresh clone: formatting, lints, then all test binaries.
-# Needs only the Rust toolchain (cargo 1.95); crates come from crates.io on first run.
+# Needs the Rust toolchain (cargo 1.95), Java 17, Node's npm and Python 3 (all on the machine);
+# crates come from crates.io, and the binding tests install their own tools (Debian packages,
+# npm, PyPI) through scripts/bindings-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,12 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole run (cargo prints one per test binary).
+# One closing line for the Rust tests (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
-     END { printf "all: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-exit "$status"
+     END { printf "rust: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+if [[ "$status" != 0 ]]; then
+    exit "$status"
+fi
+
+echo "== bindings (Python, Kotlin/JVM, Swift syntax)"
+bash scripts/test-bindings.sh

@@ -12,7 +12,8 @@ pub struct FieldError {
 }
 
 /// Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
-/// a `message` (it holds the whole text here).
+/// a `message` (uniffi fills it with the fields). The readable sentence is the exported `Display`
+/// (`toString()` in Kotlin, `description` in Swift).
 #[derive(Clone, Debug, PartialEq, thiserror::Error, uniffi::Error)]
 #[uniffi::export(Display)]
 pub enum StocksyncError {

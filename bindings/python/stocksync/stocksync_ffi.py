@@ -4406,7 +4406,8 @@ class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
 class StocksyncError(Exception):
     """
     Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
-    a `message` (it holds the whole text here).
+    a `message` (uniffi fills it with the fields). The readable sentence is the exported `Display`
+    (`toString()` in Kotlin, `description` in Swift).
 """
     pass
 
@@ -4415,7 +4416,8 @@ _UniffiTempStocksyncError = StocksyncError
 class StocksyncError:  # type: ignore
     """
     Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
-    a `message` (it holds the whole text here).
+    a `message` (uniffi fills it with the fields). The readable sentence is the exported `Display`
+    (`toString()` in Kotlin, `description` in Swift).
 """
     
     class Offline(_UniffiTempStocksyncError):

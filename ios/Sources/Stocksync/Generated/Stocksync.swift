@@ -4670,7 +4670,8 @@ public func FfiConverterTypeReasonCode_lower(_ value: ReasonCode) -> RustBuffer 
 
 /**
  * Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
- * a `message` (it holds the whole text here).
+ * a `message` (uniffi fills it with the fields). The readable sentence is the exported `Display`
+ * (`toString()` in Kotlin, `description` in Swift).
  */
 public 
 enum StocksyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {

@@ -1598,7 +1598,7 @@ public interface ListenerHandleInterface {
     /**
      * Stops delivery now (idempotent).
      */
-    fun `close`()
+    fun `unregister`()
     
     companion object
 }
@@ -1710,7 +1710,7 @@ open class ListenerHandle: Disposable, AutoCloseable, ListenerHandleInterface
     
     /**
      * Stops delivery now (idempotent).
-     */override fun `close`()
+     */override fun `unregister`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
@@ -5533,7 +5533,8 @@ public object FfiConverterTypeReasonCode: FfiConverterRustBuffer<ReasonCode> {
 
 /**
  * Why a call failed. Fields are called `reason`, not `message`: Kotlin exceptions already have
- * a `message` (it holds the whole text here).
+ * a `message` (uniffi fills it with the fields). The readable sentence is the exported `Display`
+ * (`toString()` in Kotlin, `description` in Swift).
  */
 sealed class StocksyncException: kotlin.Exception() {
     
