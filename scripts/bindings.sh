@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 mode=${1:-write}
 profile=${STOCKSYNC_FFI_PROFILE:-debug}
 case "$profile" in
-debug) cargo_profile=() ;;
-release) cargo_profile=(--release) ;;
+# Debug builds the whole workspace: `-p stocksync-ffi` alone would resolve other features for
+# shared crates (serde, tokio, …) than the test build does and rebuild ~80 of them (~45 s).
+debug) cargo_args=(--workspace) ;;
+release) cargo_args=(-p stocksync-ffi --release) ;;
 *) echo "STOCKSYNC_FFI_PROFILE must be debug or release" >&2 && exit 2 ;;
 esac
 case "$(uname -s)" in
@@ -23,8 +25,7 @@ Darwin) ext=dylib ;;
 *) ext=so ;;
 esac
 
-# (`${a[@]+…}`: bash 3.2, macOS's, calls an empty array unbound under `set -u`.)
-cargo build -p stocksync-ffi --locked ${cargo_profile[@]+"${cargo_profile[@]}"}
+cargo build --locked "${cargo_args[@]}"
 # Its own workspace (see its Cargo.toml); the shared target dir keeps one build cache.
 cargo build --manifest-path bindings/uniffi-bindgen/Cargo.toml --target-dir target --locked
 
