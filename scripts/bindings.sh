@@ -14,9 +14,10 @@ cd "$(dirname "$0")/.."
 mode=${1:-write}
 profile=${STOCKSYNC_FFI_PROFILE:-debug}
 case "$profile" in
-# Debug builds the whole workspace: `-p stocksync-ffi` alone would resolve other features for
-# shared crates (serde, tokio, …) than the test build does and rebuild ~80 of them (~45 s).
-debug) cargo_args=(--workspace) ;;
+# Debug builds what `cargo test --workspace` builds (and so is free right after it): built alone,
+# `-p stocksync-ffi` (or plain `--workspace`) resolves other features for shared crates than the
+# test build and recompiles up to ~80 of them. It also builds the hub binary the scenarios use.
+debug) cargo_args=(--workspace --lib --bins --tests) ;;
 release) cargo_args=(-p stocksync-ffi --release) ;;
 *) echo "STOCKSYNC_FFI_PROFILE must be debug or release" >&2 && exit 2 ;;
 esac

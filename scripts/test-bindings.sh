@@ -18,9 +18,8 @@ timed() {
 timed tools bash scripts/bindings-tools.sh
 # shellcheck source=/dev/null
 . target/tools/env.sh
+# Also builds target/debug/stocksync, the hub the scenarios run against.
 timed "library + generated sources up to date" bash scripts/bindings.sh --check
-# The hub the scenarios run against.
-timed "hub binary" cargo build -p stocksync --locked --quiet
 export STOCKSYNC_BIN=$PWD/target/debug/stocksync
 
 timed "python scenario" "$TOOLS_PYTHON" -m pytest bindings/python/tests -q -p no:cacheprovider
