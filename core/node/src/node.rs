@@ -125,7 +125,9 @@ impl SyncNode {
 
     /// Makes this database a device, once.
     pub fn init(&self, device: &NewDevice) -> Result<DeviceInfo, NodeError> {
-        Ok(self.inner.store.init_device(device)?)
+        let device = self.inner.store.init_device(device)?;
+        self.inner.announce_status();
+        Ok(device)
     }
 
     /// The device this database belongs to.

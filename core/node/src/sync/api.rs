@@ -73,6 +73,7 @@ impl SyncNode {
             access_expires_at: chrono::Utc::now()
                 + chrono::Duration::seconds(i64::try_from(enrolled.expires_in).unwrap_or(3600)),
         })?;
+        self.inner.announce_status();
         Ok(device)
     }
 

@@ -108,10 +108,10 @@ class InventoryNode private constructor(
 
     /**
      * Sync state and this device's counts, for a status bar. Seeded when the node opens, then
-     * updated from the node's `StatusChanged` events (background sync, see [startSync], and the
-     * core's announcements after writes and syncs), and read again at the end of every local
-     * write, [enroll] and [syncNow] made through this object, so it is current when they return
-     * (also when they fail: after an offline [syncNow], `lastError` says why).
+     * updated from the node's `StatusChanged` events: background sync (see [startSync]), and the
+     * core's announcements during every local write, [initDevice], [enroll] and [syncNow], so it
+     * is current when they return (after an offline [syncNow], `lastError` says why). [enroll],
+     * [syncNow] and [startSync] also read it again afterwards, for when they were cancelled.
      */
     val status: StateFlow<NodeStatus> = _status.asStateFlow()
 
@@ -322,7 +322,7 @@ class InventoryNode private constructor(
      * backoff; [status] follows it. Idempotent. [close] stops it.
      */
     suspend fun startSync() {
-        write { it.start() }
+        afterwardsRefreshStatus { read { it.start() } }
         syncStarted = true
     }
 
@@ -372,8 +372,11 @@ class InventoryNode private constructor(
         return withContext(io) { call(n) }
     }
 
-    /** A local write: on the I/O dispatcher, then [status] is refreshed (pending counts). */
-    private suspend fun <T> write(call: (SyncNode) -> T): T = afterwardsRefreshStatus { read(call) }
+    /**
+     * A local write, on the I/O dispatcher. The core announces the new status (pending counts)
+     * to [status] before the call returns, so there is nothing to read again here.
+     */
+    private suspend fun <T> write(call: (SyncNode) -> T): T = read(call)
 
     private suspend fun <T> afterwardsRefreshStatus(call: suspend () -> T): T {
         try {
