@@ -174,7 +174,12 @@ pub fn notable_outcomes(node: &SyncNode, report: &SyncReport) -> Result<Vec<Valu
     Ok(report
         .outcomes
         .iter()
-        .filter(|o| o.rule.is_some() || o.message.is_some() || o.conflict_id.is_some())
+        .filter(|o| {
+            o.rule.is_some()
+                || o.message.is_some()
+                || o.conflict_id.is_some()
+                || o.canonical_id.is_some()
+        })
         .map(|o| {
             json!({
                 "status": status_name(o),
@@ -183,6 +188,7 @@ pub fn notable_outcomes(node: &SyncNode, report: &SyncReport) -> Result<Vec<Valu
                 "rule": o.rule,
                 "message": o.message,
                 "conflict_id": o.conflict_id,
+                "canonical_id": o.canonical_id,
                 "text": outcome_text(node, o, &outbox, &conflicts),
             })
         })
@@ -200,6 +206,7 @@ fn outbox_by_id(node: &SyncNode) -> Result<HashMap<String, OutboxRow>, NodeError
 /// `applied`, `rejected`, `conflict` (applied, a field clash queued), `duplicate (…)`.
 pub fn status_name(o: &OpOutcome) -> String {
     let status = match o.status {
+        OpStatus::Applied if o.canonical_id.is_some() => "merged",
         OpStatus::Applied => "applied",
         OpStatus::Duplicate => "duplicate",
         OpStatus::Rejected => "rejected",
@@ -229,6 +236,16 @@ pub fn outcome_text(
     }
     if let Some(message) = &o.message {
         text.push_str(&format!(": {message}"));
+    }
+    if let Some(id) = &o.canonical_id {
+        let key = if o.kind == "location_create" {
+            "code"
+        } else {
+            "SKU"
+        };
+        text.push_str(&format!(
+            ": the hub already had this {key}; merged into {id}, which this device now uses"
+        ));
     }
     if let Some(id) = &o.conflict_id {
         match conflicts.iter().find(|c| &c.id == id) {

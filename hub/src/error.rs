@@ -39,8 +39,12 @@ impl ApiError {
 
     /// `VALIDATION_FAILED` with field → messages.
     pub fn validation(errors: ValidationErrors) -> Self {
-        ApiError::new(ErrorCode::ValidationFailed, "Request validation failed")
-            .with_details(json!(errors.0))
+        // The reasons go into the message too: it is what a device shows for a rejected op.
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!("Request validation failed: {errors}"),
+        )
+        .with_details(json!(errors.0))
     }
 
     /// `VALIDATION_FAILED` for one field.

@@ -301,6 +301,10 @@ schemas["OpResult"] = obj(
      "version": {**UINT, "description": "The product's version after a product op."},
      "conflict_id": {"type": "string", "description": "The conflict record opened for it."},
      "original_status": {**S("OpStatus"), "description": "For `duplicate`: the first outcome."},
+     "canonical_id": {"type": "string", "description":
+                      "For a `product_create` or `location_create` whose SKU (or code, in its "
+                      "branch) the hub already had: the existing entity's id. The device's id is "
+                      "an alias of it from then on, and the device re-points its rows to it."},
      "error": {**S("ErrorBody"), "description": "Why it was rejected."}},
     required=["op_id", "status"],
     description="What became of one pushed op. `rejected` is final: not to be retried.")

@@ -491,6 +491,9 @@ pub struct OpOutcome {
     pub rule: Option<String>,
     /// The conflict it opened.
     pub conflict_id: Option<String>,
+    /// A create of a SKU or location code the hub already had: the existing entity's id, which
+    /// this device now uses for it.
+    pub canonical_id: Option<String>,
 }
 
 /// What background sync is doing.
@@ -989,6 +992,7 @@ impl From<node::OpOutcome> for OpOutcome {
             message: o.message,
             rule: o.rule,
             conflict_id: o.conflict_id,
+            canonical_id: o.canonical_id,
         }
     }
 }

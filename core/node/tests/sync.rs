@@ -7,9 +7,13 @@ use stocksync_hub::server;
 use stocksync_model::{Decimal, Money, NewProduct, ProductPatch};
 use stocksync_node::{DeviceRole, Movement, Resolution, StoreOptions, SyncNode};
 
+#[path = "sync/offline_creates.rs"]
+mod offline_creates;
+
 struct World {
     hub: Hub,
     key: String,
+    api_key: String,
     dir: tempfile::TempDir,
 }
 
@@ -24,6 +28,7 @@ async fn world() -> World {
     World {
         hub,
         key: creds.enrollment_key,
+        api_key: creds.api_key,
         dir,
     }
 }

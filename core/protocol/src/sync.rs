@@ -50,6 +50,11 @@ pub struct OpResult {
     /// For `duplicate`: the status of the first push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_status: Option<OpStatus>,
+    /// For a `product_create` or `location_create` whose SKU (or code, in its branch) the hub
+    /// already had: the existing entity's id. The device's id is an alias of it from now on
+    /// (later ops naming either apply to it), and the device re-points its rows to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical_id: Option<String>,
     /// Why it was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,

@@ -13,6 +13,7 @@ mod migrations;
 mod movements;
 mod pull;
 mod push;
+mod repoint;
 mod sync_state;
 mod views;
 

@@ -7,6 +7,7 @@
 //! up the ops behind it.
 
 use crate::codec::{now, time_text};
+use crate::repoint::{Entity, repoint};
 use crate::{Store, StoreError};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct OpOutcome {
     pub rule: Option<String>,
     /// The conflict record the hub opened for it.
     pub conflict_id: Option<String>,
+    /// A create of a SKU (or location code) the hub already had: the existing entity's id,
+    /// which this device's rows now use.
+    #[serde(default)]
+    pub canonical_id: Option<String>,
 }
 
 /// The effect of one push response on the device.
@@ -162,6 +167,17 @@ impl Store {
                 )?
                 .execute(params![result.op_id.as_str(), stored, stamp])?;
                 confirm_legs(&tx, result.op_id.as_str(), result.seq)?;
+                if let (Some(canonical), Some(entity)) =
+                    (&result.canonical_id, Entity::created_by(&kind))
+                {
+                    let field = match entity {
+                        Entity::Product => "product_id",
+                        Entity::Location => "location_id",
+                    };
+                    if let Some(mine) = body_field(&tx, result.op_id.as_str(), field)? {
+                        repoint(&tx, entity, &mine, canonical)?;
+                    }
+                }
             }
             applied.outcomes.push(OpOutcome {
                 op_id: result.op_id.to_string(),
@@ -178,6 +194,7 @@ impl Store {
                 message: error.map(|e| e.message.clone()),
                 rule,
                 conflict_id: result.conflict_id.clone(),
+                canonical_id: result.canonical_id.clone(),
             });
         }
         tx.execute("UPDATE sync_state SET last_push_at = ?1", [&stamp])?;

@@ -4,7 +4,7 @@ use super::conflicts;
 use super::feed::{self, Change, Tags};
 use crate::error::ApiError;
 use crate::state::Ctx;
-use crate::storage::{LocationRow, ProductRow};
+use crate::storage::{AliasRow, LocationRow, ProductRow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
@@ -298,23 +298,140 @@ pub fn delete(ctx: &mut Ctx<'_>, id: &str, if_match: Option<&str>) -> Result<Val
     Ok(json!({ "id": id, "deleted": true, "version": version }))
 }
 
+/// What a pushed create came to.
+pub struct Created {
+    /// The product's version after (products only).
+    pub version: Option<u64>,
+    /// The existing entity the create turned out to be (same SKU, or same code in the branch).
+    pub canonical_id: Option<String>,
+    /// A clash the create brought went to the manual queue.
+    pub conflict_id: Option<String>,
+}
+
+fn taken_id(ctx: &Ctx<'_>, id: &str, exists: bool) -> Result<(), ApiError> {
+    if exists || ctx.tx.alias(&ctx.org, id)?.is_some() {
+        return Err(ApiError::field("id", format!("`{id}` is already used")));
+    }
+    Ok(())
+}
+
+/// Records that a device's id names an existing entity from now on.
+fn alias(ctx: &mut Ctx<'_>, entity: Entity, alias_id: &str, canonical: &str) -> Result<(), ApiError> {
+    let row = AliasRow {
+        alias_id: alias_id.to_owned(),
+        canonical_id: canonical.to_owned(),
+        entity,
+        created_at: ctx.now.clone(),
+    };
+    ctx.tx.put_alias(&ctx.org.clone(), &row)?;
+    Ok(())
+}
+
 /// A pushed `product_create`: the device's whole document becomes the hub's.
+///
+/// Two devices that each created the same SKU offline made one product: when a live product has
+/// the SKU already, the device's document merges into it field by field (by each field's
+/// policy, as a `product_change` would) and the device's id becomes an alias of it, so nothing
+/// the device recorded against its id is refused. A barcode held by a *different* product is a
+/// real clash: the product goes on without it and the clash waits in the manual queue.
 pub fn create_from_op(
     ctx: &mut Ctx<'_>,
     id: &ProductId,
     doc_b64: &str,
     hlc: &HlcTimestamp,
-) -> Result<Value, ApiError> {
-    if ctx.tx.product(&ctx.org, id.as_str())?.is_some() {
-        return Err(ApiError::field("product_id", "Is already used"));
-    }
+    op_id: &str,
+    device_id: &str,
+) -> Result<Created, ApiError> {
+    let exists = ctx.tx.product(&ctx.org, id.as_str())?.is_some();
+    taken_id(ctx, id.as_str(), exists)?;
     let bytes = B64
         .decode(doc_b64)
         .map_err(|e| ApiError::field("doc", format!("Not base64: {e}")))?;
     let mut doc = ProductDoc::load(&bytes).map_err(doc_error)?;
     let fields = doc.fields().map_err(doc_error)?;
     NewProduct::from(&fields).validate()?;
-    insert_new(ctx, id.as_str(), &fields, doc.save(), hlc)
+    if let Some(existing) = ctx.tx.product_by_code(&ctx.org, "sku", &fields.sku)? {
+        let canonical = existing.id.clone();
+        let merged = merge_into(ctx, existing, Incoming::Doc(doc), hlc, op_id, device_id)?;
+        alias(ctx, Entity::Product, id.as_str(), &canonical)?;
+        return Ok(Created {
+            version: Some(merged.version),
+            canonical_id: Some(canonical),
+            conflict_id: merged.conflict_id,
+        });
+    }
+    let clash = drop_held_barcode(ctx, id.as_str(), &mut doc, None)?;
+    let fields = doc.fields().map_err(doc_error)?;
+    insert_new(ctx, id.as_str(), &fields, doc.save(), hlc)?;
+    let conflict_id = match clash {
+        Some(c) => Some(open_barcode_clash(ctx, id.as_str(), &c, op_id, device_id)?),
+        None => None,
+    };
+    Ok(Created {
+        version: Some(1),
+        canonical_id: None,
+        conflict_id,
+    })
+}
+
+/// A barcode a document wants that another live product holds.
+struct BarcodeClash {
+    barcode: String,
+    holder_id: String,
+    holder_sku: String,
+}
+
+/// When `doc`'s barcode is held by another live product, settles it back to `previous` (the
+/// product goes on without the clashing code) and says who holds it.
+fn drop_held_barcode(
+    ctx: &Ctx<'_>,
+    id: &str,
+    doc: &mut ProductDoc,
+    previous: Option<&str>,
+) -> Result<Option<BarcodeClash>, ApiError> {
+    let Some(barcode) = doc.fields().map_err(doc_error)?.barcode else {
+        return Ok(None);
+    };
+    let Some(holder) = ctx.tx.product_by_code(&ctx.org, "barcode", &barcode)? else {
+        return Ok(None);
+    };
+    if holder.id == id {
+        return Ok(None);
+    }
+    doc.settle(&hub_device(), "barcode", previous)
+        .map_err(doc_error)?;
+    let holder_sku = holder.resource["sku"].as_str().unwrap_or_default().to_owned();
+    Ok(Some(BarcodeClash {
+        barcode,
+        holder_id: holder.id,
+        holder_sku,
+    }))
+}
+
+fn open_barcode_clash(
+    ctx: &mut Ctx<'_>,
+    product_id: &str,
+    clash: &BarcodeClash,
+    op_id: &str,
+    device_id: &str,
+) -> Result<String, ApiError> {
+    let message = format!(
+        "Barcode {} is already used by {} ({}); the product was kept without it",
+        clash.barcode, clash.holder_sku, clash.holder_id
+    );
+    let shown = ctx
+        .tx
+        .product(&ctx.org, product_id)?
+        .and_then(|p| p.resource["barcode"].as_str().map(str::to_owned));
+    conflicts::open_field(
+        ctx,
+        product_id,
+        "barcode",
+        &[Some(clash.barcode.clone()), shown],
+        &message,
+        op_id,
+        device_id,
+    )
 }
 
 /// What a pushed `product_change` came to.
@@ -338,17 +455,43 @@ pub fn change_from_op(
     op_id: &str,
     device_id: &str,
 ) -> Result<Merged, ApiError> {
-    let mut row = live_product(ctx, id.as_str())?;
+    let row = live_product(ctx, id.as_str())?;
     let bytes = B64
         .decode(changes_b64)
         .map_err(|e| ApiError::field("changes", format!("Not base64: {e}")))?;
+    merge_into(ctx, row, Incoming::Change(&bytes), hlc, op_id, device_id)
+}
+
+/// What a device sent to merge into a product's document.
+enum Incoming<'a> {
+    /// One automerge change (`product_change`).
+    Change(&'a [u8]),
+    /// A whole document made elsewhere for the same SKU (`product_create`).
+    Doc(ProductDoc),
+}
+
+/// Merges `incoming` into the product's document and settles every field it touched by the
+/// field's policy.
+fn merge_into(
+    ctx: &mut Ctx<'_>,
+    mut row: ProductRow,
+    incoming: Incoming<'_>,
+    hlc: &HlcTimestamp,
+    op_id: &str,
+    device_id: &str,
+) -> Result<Merged, ApiError> {
     let mut doc = ProductDoc::load(&row.doc).map_err(ApiError::internal)?;
     let before: Vec<(String, Vec<Option<String>>)> = stocksync_model::product_doc::FIELDS
         .iter()
         .map(|f| Ok(((*f).to_owned(), doc.field_values(f).map_err(doc_error)?)))
         .collect::<Result<_, ApiError>>()?;
-    doc.apply_changes(&bytes)
-        .map_err(|e| ApiError::field("changes", e.to_string()))?;
+    let whole_doc = matches!(incoming, Incoming::Doc(_));
+    match incoming {
+        Incoming::Change(bytes) => doc
+            .apply_changes(bytes)
+            .map_err(|e| ApiError::field("changes", e.to_string()))?,
+        Incoming::Doc(mut other) => doc.merge(&mut other).map_err(doc_error)?,
+    }
     let mut changed = Vec::new();
     let mut conflict_id = None;
     let device = hub_device();
@@ -375,7 +518,9 @@ pub fn change_from_op(
                 doc.settle(&device, &field, v.as_deref())
                     .map_err(doc_error)?;
             } else if FieldPolicy::default_for(&field) == FieldPolicy::Manual {
-                let id = conflicts::open_field(ctx, &row, &field, &values, op_id, device_id)?;
+                let message = format!("Concurrent edits of `{field}` need a person to choose");
+                let id =
+                    conflicts::open_field(ctx, &row.id, &field, &values, &message, op_id, device_id)?;
                 conflict_id = Some(id);
             } else {
                 let incoming_wins = stored_hlc.as_ref().is_none_or(|s| hlc > s);
@@ -394,7 +539,6 @@ pub fn change_from_op(
             row.field_hlcs[field.as_str()] = Value::String(hlc.to_string());
         }
     }
-    let fields = doc.fields().map_err(doc_error)?;
     if changed.is_empty() {
         return Ok(Merged {
             version: row.version,
@@ -402,8 +546,21 @@ pub fn change_from_op(
             conflict_id,
         });
     }
-    check_unique(ctx, id.as_str(), &fields)?;
+    // A document made elsewhere may bring a barcode another product holds: the product keeps
+    // its own, and the clash is a person's to settle. (An edit that does so is refused below.)
+    let clash = if whole_doc {
+        let previous = row.resource["barcode"].as_str().map(str::to_owned);
+        drop_held_barcode(ctx, &row.id, &mut doc, previous.as_deref())?
+    } else {
+        None
+    };
+    let fields = doc.fields().map_err(doc_error)?;
+    check_unique(ctx, &row.id, &fields)?;
+    let product_id = row.id.clone();
     let resource = bump(ctx, row, doc, &fields, &changed)?;
+    if let Some(c) = clash {
+        conflict_id = Some(open_barcode_clash(ctx, &product_id, &c, op_id, device_id)?);
+    }
     let version = resource["version"].as_u64().unwrap_or_default();
     Ok(Merged {
         resource,
@@ -448,10 +605,9 @@ pub fn create_location(
 ) -> Result<Value, ApiError> {
     new.validate()?;
     let id = id.unwrap_or_else(LocationId::new);
-    if ctx.tx.location(&ctx.org, id.as_str())?.is_some() {
-        return Err(ApiError::field("id", "Is already used"));
-    }
-    if let Some(other) = ctx.tx.location_by_code(&ctx.org, &new.code)? {
+    let exists = ctx.tx.location(&ctx.org, id.as_str())?.is_some();
+    taken_id(ctx, id.as_str(), exists)?;
+    if let Some(other) = ctx.tx.location_by_code(&ctx.org, branch_id, &new.code)? {
         return Err(ApiError::field(
             "code",
             format!("Is already used by {}", other.id),
@@ -480,4 +636,32 @@ pub fn create_location(
         },
     )?;
     Ok(resource)
+}
+
+/// A pushed `location_create`. A location with the same code in the branch is the same place:
+/// the device's id becomes an alias of it (its name stays as the hub has it).
+pub fn create_location_from_op(
+    ctx: &mut Ctx<'_>,
+    id: &LocationId,
+    new: &NewLocation,
+    branch_id: &str,
+) -> Result<Created, ApiError> {
+    new.validate()?;
+    let exists = ctx.tx.location(&ctx.org, id.as_str())?.is_some();
+    taken_id(ctx, id.as_str(), exists)?;
+    let canonical_id = match ctx.tx.location_by_code(&ctx.org, branch_id, &new.code)? {
+        Some(existing) => {
+            alias(ctx, Entity::Location, id.as_str(), &existing.id)?;
+            Some(existing.id)
+        }
+        None => {
+            create_location(ctx, Some(id.clone()), new, branch_id)?;
+            None
+        }
+    };
+    Ok(Created {
+        version: None,
+        canonical_id,
+        conflict_id: None,
+    })
 }

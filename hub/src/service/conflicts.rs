@@ -4,7 +4,7 @@
 use super::feed::{self, Change, Tags};
 use crate::error::ApiError;
 use crate::state::Ctx;
-use crate::storage::{ConflictRow, ProductRow};
+use crate::storage::ConflictRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stocksync_model::ConflictId;
@@ -102,21 +102,22 @@ pub fn open_rejected(
     Ok((id, seq))
 }
 
-/// Opens a record for a same-field clash; returns its id.
+/// Opens a record for a clash over one field of a product (concurrent edits of a manual-policy
+/// field, or a barcode another product holds); returns its id.
 pub fn open_field(
     ctx: &mut Ctx<'_>,
-    product: &ProductRow,
+    product_id: &str,
     field: &str,
     values: &[Option<String>],
+    message: &str,
     op_id: &str,
     device_id: &str,
 ) -> Result<String, ApiError> {
     let id = ConflictId::new().to_string();
     let resource = json!({
-        "id": id, "kind": "field", "status": "open", "product_id": product.id,
+        "id": id, "kind": "field", "status": "open", "product_id": product_id,
         "location_id": null, "field": field, "values": values, "rule": null,
-        "code": null, "details": null,
-        "message": format!("Concurrent edits of `{field}` need a person to choose"),
+        "code": null, "details": null, "message": message,
         "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
         "created_at": ctx.now, "resolved_at": null,
     });

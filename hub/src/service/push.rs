@@ -134,6 +134,7 @@ fn reject(
         version: None,
         conflict_id: Some(conflict_id),
         original_status: None,
+        canonical_id: None,
         error: Some(ErrorBody {
             request_id: None,
             timestamp: None,
@@ -195,13 +196,15 @@ fn effect(
         version,
         conflict_id: None,
         original_status: None,
+        canonical_id: None,
         error: None,
     };
     let movement = |m: Movement, ctx: &mut Ctx<'_>| -> Result<OpResult, ApiError> {
         let a = stock::apply(ctx, &m, &origin)?;
         Ok(applied(a.seq, None))
     };
-    match &op.body {
+    let body = resolve_aliases(ctx, &op.body)?;
+    match &body {
         OpBody::Transaction(t) => {
             let req = TransactionRequest {
                 id: Some(t.transaction_id.clone()),
@@ -245,9 +248,16 @@ fn effect(
             movement(m, ctx)
         }
         OpBody::ProductCreate(p) => {
-            let r = catalog::create_from_op(ctx, &p.product_id, &p.doc, &op.hlc)?;
+            let c = catalog::create_from_op(
+                ctx,
+                &p.product_id,
+                &p.doc,
+                &op.hlc,
+                op.op_id.as_str(),
+                device_id,
+            )?;
             let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
-            Ok(applied(seq, r["version"].as_u64()))
+            Ok(created(applied(seq, c.version), c))
         }
         OpBody::ProductChange(p) => {
             let m = catalog::change_from_op(
@@ -272,9 +282,9 @@ fn effect(
                 .as_ref()
                 .and_then(|b| b.first().cloned())
                 .ok_or_else(|| ApiError::field("branch_id", "The device has no branch"))?;
-            catalog::create_location(
+            let c = catalog::create_location_from_op(
                 ctx,
-                Some(l.location_id.clone()),
+                &l.location_id,
                 &NewLocation {
                     code: l.code.clone(),
                     name: l.name.clone(),
@@ -282,7 +292,7 @@ fn effect(
                 &branch,
             )?;
             let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
-            Ok(applied(seq, None))
+            Ok(created(applied(seq, None), c))
         }
         OpBody::ConflictResolution(c) => {
             let req = conflicts::ResolveRequest {
@@ -294,4 +304,54 @@ fn effect(
             Ok(applied(seq, r["resolution"]["product_version"].as_u64()))
         }
     }
+}
+
+/// An applied create's answer: the entity it merged into, and a clash it queued.
+fn created(mut result: OpResult, c: catalog::Created) -> OpResult {
+    result.canonical_id = c.canonical_id;
+    if let Some(id) = c.conflict_id {
+        result.status = OpStatus::Conflict;
+        result.conflict_id = Some(id);
+    }
+    result
+}
+
+/// The op with every product and location id it names replaced by the entity that id is an
+/// alias of (a create of the same SKU or code that another device made first), so an op never
+/// fails for naming the device's own id.
+fn resolve_aliases(ctx: &Ctx<'_>, body: &OpBody) -> Result<OpBody, ApiError> {
+    let mut body = body.clone();
+    match &mut body {
+        OpBody::Transaction(t) => {
+            canonical(ctx, &mut t.product_id)?;
+            canonical(ctx, &mut t.location_id)?;
+        }
+        OpBody::Transfer(t) => {
+            canonical(ctx, &mut t.product_id)?;
+            canonical(ctx, &mut t.from_location_id)?;
+            canonical(ctx, &mut t.to_location_id)?;
+        }
+        OpBody::Allocation(a) => {
+            canonical(ctx, &mut a.product_id)?;
+            canonical(ctx, &mut a.location_id)?;
+        }
+        OpBody::ProductChange(p) => canonical(ctx, &mut p.product_id)?,
+        OpBody::AllocationRelease(_)
+        | OpBody::ProductCreate(_)
+        | OpBody::LocationCreate(_)
+        | OpBody::ConflictResolution(_) => {}
+    }
+    Ok(body)
+}
+
+fn canonical<T>(ctx: &Ctx<'_>, id: &mut T) -> Result<(), ApiError>
+where
+    T: std::fmt::Display + std::str::FromStr,
+{
+    if let Some(target) = ctx.tx.alias(&ctx.org, &id.to_string())? {
+        *id = target
+            .parse()
+            .map_err(|_| ApiError::internal(format!("alias of {id} names `{target}`")))?;
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod sqlite;
 
 use serde_json::Value;
 use stocksync_model::Decimal;
+use stocksync_protocol::Entity;
 use stocksync_protocol::checksum::StateDigest;
 
 /// A storage failure. Bad input never gets here: the services check it first.
@@ -156,6 +157,19 @@ pub struct ProductRow {
     pub version: u64,
     /// Soft-deleted.
     pub deleted: bool,
+}
+
+/// A device's id for an entity that turned out to exist already (same SKU or location code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasRow {
+    /// The device's id (`prod_…`, `loc_…`).
+    pub alias_id: String,
+    /// The existing entity's id.
+    pub canonical_id: String,
+    /// `product` or `location`.
+    pub entity: Entity,
+    /// When the collision was settled.
+    pub created_at: String,
 }
 
 /// A location.
@@ -402,8 +416,17 @@ pub trait Tx {
     fn products(&self, org: &str, query: &ProductQuery) -> Result<(Vec<ProductRow>, u64)>;
     /// A location.
     fn location(&self, org: &str, id: &str) -> Result<Option<LocationRow>>;
-    /// The location with this code.
-    fn location_by_code(&self, org: &str, code: &str) -> Result<Option<LocationRow>>;
+    /// The location with this code in a branch (codes are unique per branch).
+    fn location_by_code(
+        &self,
+        org: &str,
+        branch_id: &str,
+        code: &str,
+    ) -> Result<Option<LocationRow>>;
+    /// The entity a device's id was merged into, when a create of it collided on a natural key.
+    fn alias(&self, org: &str, id: &str) -> Result<Option<String>>;
+    /// Records that `alias_id` names `canonical_id` from now on.
+    fn put_alias(&mut self, org: &str, alias: &AliasRow) -> Result<()>;
     /// Adds a location.
     fn insert_location(&mut self, org: &str, row: &LocationRow) -> Result<()>;
     /// A page of locations (of some branches) and the total.

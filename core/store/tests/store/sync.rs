@@ -38,6 +38,7 @@ fn answer(op: &OpId, status: OpStatus) -> OpResult {
         version: None,
         conflict_id: None,
         original_status: None,
+        canonical_id: None,
         error: None,
     }
 }

@@ -17,7 +17,7 @@ struct Migration {
     then: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
 }
 
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 3] = [
     Migration {
         sql: include_str!("001_initial.sql"),
         then: None,
@@ -25,6 +25,10 @@ const MIGRATIONS: [Migration; 2] = [
     Migration {
         sql: include_str!("002_feed_item_fields.sql"),
         then: Some(feed_product_docs),
+    },
+    Migration {
+        sql: include_str!("003_aliases.sql"),
+        then: None,
     },
 ];
 const READERS: usize = 4;

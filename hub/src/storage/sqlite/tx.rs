@@ -1,7 +1,7 @@
 //! The SQLite [`Tx`]: plain statements, cached.
 
 use crate::storage::{
-    AllocationRow, ApiKeyRecord, BranchRecord, ConflictRow, DeviceRecord, EnrollmentKeyRecord,
+    AliasRow, AllocationRow, ApiKeyRecord, BranchRecord, ConflictRow, DeviceRecord, EnrollmentKeyRecord,
     FeedQuery, FeedRow, IdemRecord, LocationRow, MovementQuery, MovementRow, OpRow, OrgRecord,
     ProductQuery, ProductRow, RefreshRecord, Result, StockRow, StorageError, Tx,
 };
@@ -556,14 +556,43 @@ impl Tx for SqliteTx<'_> {
             .map(location_of))
     }
 
-    fn location_by_code(&self, org: &str, code: &str) -> Result<Option<LocationRow>> {
+    fn location_by_code(
+        &self,
+        org: &str,
+        branch_id: &str,
+        code: &str,
+    ) -> Result<Option<LocationRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, branch_id, code, name, created_at FROM locations WHERE org_id = ?1 AND code = ?2",
+            "SELECT id, branch_id, code, name, created_at FROM locations
+             WHERE org_id = ?1 AND branch_id = ?2 AND code = ?3",
         )?;
         Ok(st
-            .query_row([org, code], location_row)
+            .query_row([org, branch_id, code], location_row)
             .optional()?
             .map(location_of))
+    }
+
+    fn alias(&self, org: &str, id: &str) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT canonical_id FROM aliases WHERE org_id = ?1 AND alias_id = ?2",
+        )?;
+        Ok(st.query_row([org, id], |r| r.get(0)).optional()?)
+    }
+
+    fn put_alias(&mut self, org: &str, alias: &AliasRow) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO aliases (org_id, alias_id, canonical_id, entity, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                org,
+                alias.alias_id,
+                alias.canonical_id,
+                alias.entity.as_str(),
+                alias.created_at
+            ])?;
+        Ok(())
     }
 
     fn insert_location(&mut self, org: &str, row: &LocationRow) -> Result<()> {
