@@ -50,14 +50,19 @@ pub(crate) fn repoint(
         Entity::Location => ("locations", "location_id", &LOCATION_FIELDS),
     };
     let held: bool = tx
-        .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)"))?
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1)"
+        ))?
         .query_row([new], |r| r.get(0))?;
     if held {
         if entity == Entity::Product {
             merge_doc(tx, old, new)?;
         }
     } else {
-        tx.execute(&format!("UPDATE {table} SET id = ?2 WHERE id = ?1"), [old, new])?;
+        tx.execute(
+            &format!("UPDATE {table} SET id = ?2 WHERE id = ?1"),
+            [old, new],
+        )?;
     }
     tx.execute(
         &format!("UPDATE ledger SET {column} = ?2 WHERE {column} = ?1"),

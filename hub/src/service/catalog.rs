@@ -316,7 +316,12 @@ fn taken_id(ctx: &Ctx<'_>, id: &str, exists: bool) -> Result<(), ApiError> {
 }
 
 /// Records that a device's id names an existing entity from now on.
-fn alias(ctx: &mut Ctx<'_>, entity: Entity, alias_id: &str, canonical: &str) -> Result<(), ApiError> {
+fn alias(
+    ctx: &mut Ctx<'_>,
+    entity: Entity,
+    alias_id: &str,
+    canonical: &str,
+) -> Result<(), ApiError> {
     let row = AliasRow {
         alias_id: alias_id.to_owned(),
         canonical_id: canonical.to_owned(),
@@ -400,7 +405,10 @@ fn drop_held_barcode(
     }
     doc.settle(&hub_device(), "barcode", previous)
         .map_err(doc_error)?;
-    let holder_sku = holder.resource["sku"].as_str().unwrap_or_default().to_owned();
+    let holder_sku = holder.resource["sku"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     Ok(Some(BarcodeClash {
         barcode,
         holder_id: holder.id,
@@ -519,9 +527,18 @@ fn merge_into(
                     .map_err(doc_error)?;
             } else if FieldPolicy::default_for(&field) == FieldPolicy::Manual {
                 let message = format!("Concurrent edits of `{field}` need a person to choose");
-                let id =
-                    conflicts::open_field(ctx, &row.id, &field, &values, &message, op_id, device_id)?;
+                let id = conflicts::open_field(
+                    ctx, &row.id, &field, &values, &message, op_id, device_id,
+                )?;
                 conflict_id = Some(id);
+                if whole_doc {
+                    // A late create does not change what an established product shows (its
+                    // unit above all, which every stock row is counted in) until a person
+                    // chooses; the record keeps both values.
+                    let kept = old_values.first().cloned().flatten();
+                    doc.settle(&device, &field, kept.as_deref())
+                        .map_err(doc_error)?;
+                }
             } else {
                 let incoming_wins = stored_hlc.as_ref().is_none_or(|s| hlc > s);
                 let winner = if incoming_wins {

@@ -12,7 +12,11 @@ impl World {
     /// `GET` on the hub's REST API with the dev API key; the envelope's `data`.
     async fn get(&self, path: &str) -> Value {
         let r = reqwest::Client::new()
-            .get(format!("{}{}", self.hub.base_url().trim_end_matches('/'), path))
+            .get(format!(
+                "{}{}",
+                self.hub.base_url().trim_end_matches('/'),
+                path
+            ))
             .header("X-API-Key", &self.api_key)
             .header("X-Organization-ID", "org_demo")
             .send()
@@ -141,11 +145,19 @@ async fn same_sku_on(devices: usize) {
     for n in &nodes[1..] {
         let r = n.sync_now().await.unwrap();
         assert_eq!(r.rejected, 0, "nothing refused: {r:?}");
-        let product = r.outcomes.iter().find(|o| o.kind == "product_create").unwrap();
+        let product = r
+            .outcomes
+            .iter()
+            .find(|o| o.kind == "product_create")
+            .unwrap();
         assert_eq!(product.canonical_id.as_deref(), Some(canonical.as_str()));
         // A different price is a clash for a person, like any concurrent price edit.
         assert_eq!(product.status, OpStatus::Conflict, "{product:?}");
-        let loc = r.outcomes.iter().find(|o| o.kind == "location_create").unwrap();
+        let loc = r
+            .outcomes
+            .iter()
+            .find(|o| o.kind == "location_create")
+            .unwrap();
         assert_eq!(loc.canonical_id.as_deref(), Some(location.as_str()));
         let receipt = r.outcomes.iter().find(|o| o.kind == "transaction").unwrap();
         assert_eq!(receipt.status, OpStatus::Applied, "{receipt:?}");
@@ -182,6 +194,8 @@ async fn same_sku_on(devices: usize) {
         assert_eq!(n.status().unwrap().pending, 0);
     }
     let pa = nodes[0].find_product("DUP-1").unwrap();
+    // Until a person chooses, the product shows the price it had at the hub first.
+    assert_eq!(pa.price, Some(eur(d(10))));
     for n in &nodes[1..] {
         assert_eq!(n.find_product("DUP-1").unwrap(), pa);
     }
@@ -206,7 +220,8 @@ async fn ops_after_the_merge_still_name_the_same_goods() {
     let b = w.node("b", DeviceRole::Tablet).await;
     for n in [&a, &b] {
         n.add_location("X-01", "Bay X").unwrap();
-        n.add_product(&NewProduct::new("DUP-2", "Duplicate")).unwrap();
+        n.add_product(&NewProduct::new("DUP-2", "Duplicate"))
+            .unwrap();
         n.record(&receive("DUP-2", "X-01", 5)).unwrap();
     }
     a.sync_now().await.unwrap();
@@ -246,7 +261,10 @@ async fn ops_after_the_merge_still_name_the_same_goods() {
         a.find_product("DUP-2").unwrap().category.as_deref(),
         Some("spares")
     );
-    assert_eq!(a.find_product("DUP-2").unwrap(), b.find_product("DUP-2").unwrap());
+    assert_eq!(
+        a.find_product("DUP-2").unwrap(),
+        b.find_product("DUP-2").unwrap()
+    );
 }
 
 /// A barcode another SKU already holds is a real clash: the product is made without it, its
@@ -273,7 +291,11 @@ async fn a_barcode_held_by_another_sku_goes_to_the_queue() {
     b.record(&receive("LAMP-2", "B-01", 2)).unwrap();
     let r = b.sync_now().await.unwrap();
     assert_eq!(r.rejected, 0, "{r:?}");
-    let create = r.outcomes.iter().find(|o| o.kind == "product_create").unwrap();
+    let create = r
+        .outcomes
+        .iter()
+        .find(|o| o.kind == "product_create")
+        .unwrap();
     assert_eq!(create.status, OpStatus::Conflict, "{create:?}");
     assert_eq!(create.canonical_id, None);
     a.sync_now().await.unwrap();
@@ -297,6 +319,60 @@ async fn a_barcode_held_by_another_sku_goes_to_the_queue() {
         let message = clash.message.unwrap();
         assert!(message.contains("LAMP-1"), "{message}");
         assert!(n.check().unwrap().is_empty());
+    }
+}
+
+/// The one disagreement that still stops goods: the same SKU created in another unit. The
+/// product keeps its unit, the unit clash is queued, and the movement in the other unit waits in
+/// the queue as a rejection with its quantity (quantities in two units cannot be added).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_sku_in_another_unit_keeps_the_first_unit() {
+    let w = world().await;
+    let a = w.node("a", DeviceRole::Handheld).await;
+    let b = w.node("b", DeviceRole::Tablet).await;
+    for n in [&a, &b] {
+        n.add_location("X-01", "Bay X").unwrap();
+    }
+    a.add_product(&NewProduct::new("ROPE", "Rope")).unwrap();
+    a.record(&receive("ROPE", "X-01", 3)).unwrap();
+    b.add_product(&NewProduct {
+        uom: "M".parse().unwrap(),
+        ..NewProduct::new("ROPE", "Rope")
+    })
+    .unwrap();
+    b.record(&Movement::Receive {
+        product: "ROPE".into(),
+        location: "X-01".into(),
+        quantity: "12.5".parse().unwrap(),
+        uom: None,
+        unit_cost: None,
+        reference: None,
+    })
+    .unwrap();
+    a.sync_now().await.unwrap();
+    let r = b.sync_now().await.unwrap();
+    let receipt = r.outcomes.iter().find(|o| o.kind == "transaction").unwrap();
+    assert_eq!(
+        receipt.rule.as_deref(),
+        Some("uom_must_match"),
+        "{receipt:?}"
+    );
+    a.sync_now().await.unwrap();
+    for n in [&a, &b] {
+        assert_eq!(n.find_product("ROPE").unwrap().uom.as_str(), "EACH");
+        let open = n.conflicts(false).unwrap();
+        assert!(
+            open.iter().any(|c| c.field.as_deref() == Some("uom")),
+            "{open:?}"
+        );
+        assert!(
+            open.iter()
+                .any(|c| c.rule.as_deref() == Some("uom_must_match"))
+        );
+        assert_eq!(
+            device_stock(n),
+            BTreeMap::from([(("ROPE".into(), "X-01".into()), d(3))])
+        );
     }
 }
 
@@ -326,7 +402,10 @@ async fn random_colliding_creates_never_lose_goods() {
         let seed = 0x9E37_79B9_7F4A_7C15 ^ (case + 1).wrapping_mul(0x2545_F491_4F6C_DD1D);
         merges += colliding_world(seed).await;
     }
-    assert!(merges > 0, "no case made colliding creates: the test proves nothing");
+    assert!(
+        merges > 0,
+        "no case made colliding creates: the test proves nothing"
+    );
 }
 
 /// Returns how many creates the hub merged into an existing entity.
@@ -354,7 +433,11 @@ async fn colliding_world(seed: u64) -> usize {
             }
             2 => {
                 let r = n.sync_now().await.unwrap();
-                merges += r.outcomes.iter().filter(|o| o.canonical_id.is_some()).count();
+                merges += r
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.canonical_id.is_some())
+                    .count();
             }
             3..=6 => {
                 let qty = i64::try_from(rng.below(5) + 1).unwrap();
@@ -377,7 +460,11 @@ async fn colliding_world(seed: u64) -> usize {
     for _ in 0..2 {
         for n in &nodes {
             let r = n.sync_now().await.unwrap();
-            merges += r.outcomes.iter().filter(|o| o.canonical_id.is_some()).count();
+            merges += r
+                .outcomes
+                .iter()
+                .filter(|o| o.canonical_id.is_some())
+                .count();
             let lost: Vec<_> = r
                 .outcomes
                 .iter()
@@ -396,10 +483,22 @@ async fn colliding_world(seed: u64) -> usize {
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(device_stock(n), hub, "seed {seed:#x}, device {i}");
         let mine: Vec<String> = n.products().unwrap().into_iter().map(|p| p.sku).collect();
-        assert_eq!(mine, skus.keys().cloned().collect::<Vec<_>>(), "seed {seed:#x}");
+        assert_eq!(
+            mine,
+            skus.keys().cloned().collect::<Vec<_>>(),
+            "seed {seed:#x}"
+        );
         let rows = raw_rows(&w, &format!("n{i}"));
-        assert_eq!(rows.len(), skus.len() + codes.len(), "seed {seed:#x}: {rows:?}");
-        assert!(n.check().unwrap().is_empty(), "seed {seed:#x}: {:?}", n.check());
+        assert_eq!(
+            rows.len(),
+            skus.len() + codes.len(),
+            "seed {seed:#x}: {rows:?}"
+        );
+        assert!(
+            n.check().unwrap().is_empty(),
+            "seed {seed:#x}: {:?}",
+            n.check()
+        );
     }
     merges
 }

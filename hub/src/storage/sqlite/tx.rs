@@ -1,9 +1,9 @@
 //! The SQLite [`Tx`]: plain statements, cached.
 
 use crate::storage::{
-    AliasRow, AllocationRow, ApiKeyRecord, BranchRecord, ConflictRow, DeviceRecord, EnrollmentKeyRecord,
-    FeedQuery, FeedRow, IdemRecord, LocationRow, MovementQuery, MovementRow, OpRow, OrgRecord,
-    ProductQuery, ProductRow, RefreshRecord, Result, StockRow, StorageError, Tx,
+    AliasRow, AllocationRow, ApiKeyRecord, BranchRecord, ConflictRow, DeviceRecord,
+    EnrollmentKeyRecord, FeedQuery, FeedRow, IdemRecord, LocationRow, MovementQuery, MovementRow,
+    OpRow, OrgRecord, ProductQuery, ProductRow, RefreshRecord, Result, StockRow, StorageError, Tx,
 };
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
