@@ -5,7 +5,9 @@
 use crate::cli::NodeCommand;
 use crate::output::{self, DONE, table};
 use serde_json::{Value, json};
+use crate::run_lock;
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,8 +32,8 @@ pub fn execute(
             name,
         } => enroll(node, json, db, &hub, &enrollment_key, role, name),
         NodeCommand::Sync => sync(node, json),
-        NodeCommand::Run => run(node, json),
-        NodeCommand::Status => status(node, json),
+        NodeCommand::Run => run(node, json, db),
+        NodeCommand::Status => status(node, json, db),
         NodeCommand::Conflicts { all } => conflicts(node, json, all),
         NodeCommand::Resolve {
             conflict_id,
@@ -375,16 +377,27 @@ pub fn money_text(text: &str) -> String {
     }
 }
 
-fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
+fn status(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
     let status = node.status()?;
     let device = node.device().ok();
-    let data = json!({ "status": status, "device": device });
+    // `status.state` is this process's sync task; a `run` in another process shows here.
+    let live_run = run_lock::holder(db);
+    let data = json!({ "status": status, "device": device, "run": live_run });
     Ok(output::success(json, &data, || {
-        let state = match state_name(&status).as_str() {
-            "stopped" if status.enrolled => {
+        let state = match (state_name(&status).as_str(), &live_run) {
+            (_, Some(run)) => format!(
+                "running in {}{} (`run`: it pushes, pulls and stays live)",
+                run.pid
+                    .map_or_else(|| "another process".to_owned(), |p| format!("process {p}")),
+                run.since
+                    .as_deref()
+                    .map(|t| format!(" since {t}"))
+                    .unwrap_or_default()
+            ),
+            ("stopped", None) if status.enrolled => {
                 "stopped (not syncing now: `sync` runs one round, `run` stays live)".into()
             }
-            other => other.to_owned(),
+            (other, None) => other.to_owned(),
         };
         let mut rows: Vec<(&str, String)> = vec![("state", state)];
         if let Some(d) = &device {
@@ -403,7 +416,9 @@ fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
                 _ => "not enrolled (stocksync node … enroll --hub URL --enrollment-key KEY)".into(),
             },
         ));
-        rows.push(("live", if status.live { "yes" } else { "no" }.into()));
+        if live_run.is_none() {
+            rows.push(("live", if status.live { "yes" } else { "no" }.into()));
+        }
         rows.push(("pending", status.pending.to_string()));
         rows.push(("parked", status.parked.to_string()));
         rows.push(("rejected", status.rejected.to_string()));
@@ -415,7 +430,7 @@ fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
             rows.push(("last error", e.clone()));
         }
         if let Some(t) = &status.next_retry_at {
-            rows.push(("next retry", t.clone()));
+            rows.push(("next retry", from_now(t)));
         }
         rows.iter()
             .map(|(k, v)| format!("{k:<11} {v}"))
@@ -509,7 +524,7 @@ impl SyncListener for Forward {
     }
 }
 
-fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
+fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
     let device = node.device()?;
     let status = node.status()?;
     let Some(hub) = status.hub_url.filter(|_| status.enrolled) else {
@@ -517,7 +532,11 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
             message: "this device is not enrolled with a hub".into(),
         });
     };
-    // Warnings of the sync task (a dropped socket, a retry) go to stderr; STOCKSYNC_LOG=debug for more.
+    // Held until this function returns (or the process dies): `status` sees it, a second
+    // `run` on the file is refused.
+    let _lock = run_lock::acquire(db, &now())?;
+    // Warnings of the sync task (a dropped socket, a retry) go to stderr; STOCKSYNC_LOG=debug
+    // for more. Colour only for a terminal: a log file or a pipe gets plain text.
     let level = std::env::var("STOCKSYNC_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
@@ -525,6 +544,7 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     runtime()?.block_on(async {
         // Signals first: a SIGTERM from now on stops the loop instead of killing the process.
@@ -572,10 +592,10 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
         let bye = json!({ "type": "stopped", "at": now(), "status": status });
         line(json, &bye, || {
             format!(
-                "{} stopped: {} ops pending, {} open conflicts",
+                "{} stopped: {}, {}",
                 now(),
-                status.pending,
-                status.conflicts
+                count(status.pending, "op pending", "ops pending"),
+                count(status.conflicts, "open conflict", "open conflicts")
             )
         });
         Ok::<_, NodeError>(ExitCode::from(DONE))
@@ -611,6 +631,25 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, NodeError>
     })
 }
 
+/// `1 open conflict`, `2 open conflicts`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An RFC 3339 instant as people read a countdown: `in 4 s`, `in 2 min`, `now`.
+fn from_now(rfc3339: &str) -> String {
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let ms = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    match ms {
+        ..=499 => "now".into(),
+        // Rounded up: "in 1 s" for anything from half a second to one second.
+        ..120_000 => format!("in {} s", (ms + 999) / 1000),
+        _ => format!("in {} min", (ms + 59_999) / 60_000),
+    }
+}
+
 fn now() -> String {
     chrono::Local::now().format("%H:%M:%S%.3f").to_string()
 }
@@ -618,9 +657,9 @@ fn now() -> String {
 /// One line of the live log: `{"data": …}` or the text.
 fn line(json: bool, data: &Value, human: impl FnOnce() -> String) {
     if json {
-        println!("{}", json!({ "data": data }));
+        output::print_line(&json!({ "data": data }).to_string());
     } else {
-        println!("{}", human());
+        output::print_line(&human());
     }
 }
 
@@ -712,7 +751,7 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
                 text.push_str(&format!(": {e}"));
             }
             if let Some(t) = &status.next_retry_at {
-                text.push_str(&format!("; next try {t}"));
+                text.push_str(&format!("; next try {}", from_now(t)));
             }
             text
         }

@@ -134,6 +134,8 @@ impl From<crate::sync::RoundError> for NodeError {
             RoundError::AuthRequired(message) => NodeError::AuthRequired { message },
             RoundError::Store(message) => NodeError::Storage { message },
             RoundError::Transport(t) => match t {
+                // A hub URL that is no URL is bad input, not a network problem.
+                TransportError::InvalidConfig { message } => NodeError::invalid("hub_url", message),
                 TransportError::Http {
                     status,
                     code,
