@@ -1,6 +1,7 @@
 //! `stocksync hub`: runs the reference hub until Ctrl-C.
 
 use crate::cli::HubArgs;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use stocksync_hub::config::{Bootstrap, HubConfig};
 use stocksync_hub::{Hub, server};
@@ -14,6 +15,8 @@ pub fn run(args: &HubArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        // Colour for a terminal only: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -88,10 +88,17 @@ fn enroll(
     let role = role.unwrap_or(DeviceRole::Desktop);
     let device = runtime()?.block_on(node.enroll(hub, key, role, &name))?;
     let status = node.status()?;
+    // Ops a hub acknowledged before are not sent again; a hub that lost its data lacks them.
+    let acked_before = if existing.is_some() {
+        node.outbox()?.iter().filter(|r| r.state == "acked").count()
+    } else {
+        0
+    };
     let data = json!({
         "device": device,
         "hub_url": status.hub_url,
         "kept_existing_device": existing.is_some(),
+        "acked_before": acked_before,
     });
     Ok(output::success(json, &data, || {
         let mut text = format!(
@@ -105,8 +112,10 @@ fn enroll(
         );
         if existing.is_some() {
             text.push_str(&format!(
-                "\n  this database was already that device: it keeps its id, name, role and its {} unsent ops",
-                status.pending
+                "\n  this database was already that device: it keeps its id, name, role and its {} unsent ops\n  \
+                 the next sync pulls a fresh snapshot; the {} ops a hub acknowledged before are not sent again \
+                 (if the hub lost its data, they are missing there)",
+                status.pending, acked_before
             ));
         }
         text.push_str("\n  next: `sync` for one round, or `run` to stay live");
@@ -567,10 +576,11 @@ fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
         // other `stocksync node` commands on the same file show up as a growing outbox.
         let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut pending = node.status()?.pending;
+        let mut last_status = None;
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => print_event(node, json, &event),
+                    Some(event) => print_event(node, json, &event, &mut last_status),
                     None => break,
                 },
                 _ = watch.tick() => {
@@ -586,7 +596,7 @@ fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
         node.stop().await;
         listener.close();
         while let Ok(event) = rx.try_recv() {
-            print_event(node, json, &event);
+            print_event(node, json, &event, &mut last_status);
         }
         let status = node.status()?;
         let bye = json!({ "type": "stopped", "at": now(), "status": status });
@@ -664,7 +674,14 @@ fn line(json: bool, data: &Value, human: impl FnOnce() -> String) {
 }
 
 /// One event as a line, with what the app would show (the new on-hand, the product's fields).
-fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
+/// `last_status` is the previous status line: the same line twice in a row is not printed again
+/// (JSON gets every event).
+fn print_event(
+    node: &SyncNode,
+    json: bool,
+    event: &SyncEvent,
+    last_status: &mut Option<String>,
+) {
     let mut data = serde_json::to_value(event).unwrap_or_default();
     data["at"] = json!(now());
     let text = match event {
@@ -753,6 +770,10 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
             if let Some(t) = &status.next_retry_at {
                 text.push_str(&format!("; next try {}", from_now(t)));
             }
+            if !json && last_status.as_ref() == Some(&text) {
+                return;
+            }
+            *last_status = Some(text.clone());
             text
         }
         SyncEvent::Progress { progress } => {

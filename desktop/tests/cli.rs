@@ -1180,3 +1180,203 @@ fn hub_dev_writes_credentials_serves_and_stops_on_sigterm() {
         "the keys are printed: {out}"
     );
 }
+
+// ---- Rough edges a new user hit (issue 11, point 5) ----
+
+#[test]
+fn read_commands_never_create_a_database() {
+    let node = Node::new();
+    for args in [&["stock"][..], &["outbox"], &["status"], &["product", "list"]] {
+        let out = node.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
+        assert_eq!(out.json["error"]["code"], "NOT_FOUND", "{}", out.json);
+        let message = out.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("no such database"), "{message}");
+        assert!(!node.db.exists(), "{args:?} created {}", node.db.display());
+    }
+    let human = run_with(&node.db, &["stock"], false);
+    assert_eq!(human.code, 1);
+    assert_eq!(human.stdout, "", "no table of (none)");
+    assert!(
+        human.stderr.contains("no such database") && human.stderr.contains("init"),
+        "{}",
+        human.stderr
+    );
+    assert!(!node.db.exists());
+    // `init` creates it; then the read commands answer.
+    let ready = Node::ready();
+    assert_eq!(ready.ok(&["stock"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    let node = Node::ready();
+    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "4"]);
+    for json in [false, true] {
+        // The reading end is closed before the command writes: every write meets EPIPE, as
+        // with `stocksync node … stock | head -1` once head has its line.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stocksync"));
+        cmd.arg("node").arg("--db").arg(&node.db);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .arg("stock")
+            .env_remove("STOCKSYNC_DB")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "", "no panic, no message");
+    }
+}
+
+#[test]
+fn negative_numbers_are_values_and_get_the_domain_error() {
+    let node = Node::ready();
+    for args in [
+        &["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "-5"][..],
+        &["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "-5"],
+        &["allocate", "--sku", "CABLE", "--location", "A-01", "--qty", "-1"],
+        &["transfer", "--sku", "CABLE", "--from", "A-01", "--to", "B-07", "--qty", "-2"],
+    ] {
+        let out = node.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
+        assert!(
+            out.json["error"]["details"]["quantity.value"].is_array(),
+            "{args:?}: the quantity's own rule, not an unknown flag: {}",
+            out.json
+        );
+    }
+    let out = node.run(&["count", "--sku", "CABLE", "--location", "A-01", "--counted", "-1"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(!out.stdout.contains("unexpected argument"), "{}", out.stdout);
+    let out = node.run(&[
+        "product", "add", "--sku", "NEG", "--name", "N", "--price", "-1", "--currency", "EUR",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(!out.stdout.contains("unexpected argument"), "{}", out.stdout);
+    // A negative adjustment is what it is for.
+    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "3"]);
+    node.ok(&[
+        "adjust", "--sku", "CABLE", "--location", "A-01", "--qty", "-1", "--reason", "DAMAGE",
+    ]);
+    assert_eq!(node.stock("CABLE", "A-01")["on_hand"], "2");
+    assert_eq!(node.outbox_len(), 6, "refusals wrote nothing");
+}
+
+#[test]
+fn with_json_every_usage_error_is_the_json_error() {
+    let node = Node::ready();
+    let cases: [(&[&str], &str); 4] = [
+        (&["ship", "--sku", "CABLE"], "qty"),
+        (&["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "lots"], "qty"),
+        (&["stock", "--bogus"], "bogus"),
+        (&["resolve", "conf_x", "--clear", "--dismiss"], "clear"),
+    ];
+    for (args, field) in cases {
+        let out = node.run(args);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert_eq!(out.json["data"], Value::Null, "{args:?}: {}", out.stdout);
+        assert_eq!(out.json["error"]["code"], "VALIDATION_FAILED", "{}", out.stdout);
+        assert!(
+            out.json["error"]["details"][field].is_array(),
+            "{args:?} names {field}: {}",
+            out.stdout
+        );
+        assert_eq!(out.stderr, "", "{args:?}");
+    }
+    // Without --json, clap's usage text on stderr as before.
+    let human = run_with(&node.db, &["ship", "--sku", "CABLE"], false);
+    assert_eq!(human.code, 2);
+    assert_eq!(human.stdout, "");
+    assert!(human.stderr.contains("--qty"), "{}", human.stderr);
+}
+
+#[test]
+fn a_hub_url_without_scheme_is_bad_input_that_says_what_to_write() {
+    let node = Node::new();
+    let out = node.run(&["enroll", "--hub", "127.0.0.1:8080", "--enrollment-key", "enr_x"]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert_eq!(out.json["error"]["code"], "VALIDATION_FAILED");
+    let message = out.json["error"]["details"]["hub_url"][0].as_str().unwrap();
+    assert!(message.contains("http://127.0.0.1:8080"), "{message}");
+    let human = run_with(&node.db, &["enroll", "--hub", "localhost:8080", "--enrollment-key", "k"], false);
+    assert_eq!(human.code, 2);
+    assert!(!human.stderr.contains("offline"), "{}", human.stderr);
+    assert!(human.stderr.contains("http://localhost:8080"), "{}", human.stderr);
+}
+
+impl HubProcess {
+    /// Stops the hub, lets `lose` remove files from its data dir, and starts it again on the
+    /// same address (the devices keep their hub URL).
+    fn restart_after(&mut self, lose: &dyn Fn(&Path)) {
+        let addr = self.url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        lose(self._dir.path());
+        self.child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+            .args(["hub", "--dev", "--bind", &addr, "--data-dir"])
+            .arg(self._dir.path())
+            .env("STOCKSYNC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the hub does not listen on {addr} again");
+    }
+}
+
+#[test]
+fn a_device_outlives_a_hub_that_lost_its_secret_or_its_data() {
+    let mut hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    node.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    assert_eq!(node.ok(&["sync"])["report"]["applied"], 2);
+
+    // The secret is gone: the device's pull position is "not a token this hub issued". The
+    // round starts a fresh snapshot by itself and the unsent op goes out.
+    hub.restart_after(&|dir| std::fs::remove_file(dir.join("hub-secret.key")).unwrap());
+    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "4"]);
+    let sync = node.run(&["sync"]);
+    assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
+    let report = &sync.json["data"]["report"];
+    assert_eq!(report["applied"], 1, "{report}");
+    assert_eq!(report["checksum_ok"], true, "{report}");
+    assert_eq!(node.stock("CABLE", "A-01")["synced_on_hand"], "4");
+    assert_eq!(node.ok(&["sync"])["report"]["pulled"], 0, "the next round is a delta");
+
+    // The data is gone (the key comes back from dev-credentials.json): enroll again, and the
+    // unsent op reaches the new hub; the ops the old one acknowledged are counted, not lost
+    // silently.
+    hub.restart_after(&|dir| {
+        for f in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    });
+    node.ok(&["location", "add", "--code", "B-07", "--name", "Aisle B"]);
+    assert_eq!(node.run(&["sync"]).code, 5, "sign-in needed");
+    let again = node.enroll(&hub, "handheld", "Scanner 1");
+    assert_eq!(again["kept_existing_device"], true);
+    assert_eq!(again["acked_before"], 3, "{again}");
+    let sync = node.run(&["sync"]);
+    assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
+    assert_eq!(sync.json["data"]["report"]["applied"], 1, "{}", sync.json);
+    assert_eq!(sync.json["data"]["report"]["checksum_ok"], true, "{}", sync.json);
+    assert!(node.ok(&["check"])["ok"].as_bool().unwrap());
+    hub.stop();
+}
