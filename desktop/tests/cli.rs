@@ -1380,3 +1380,151 @@ fn a_device_outlives_a_hub_that_lost_its_secret_or_its_data() {
     assert!(node.ok(&["check"])["ok"].as_bool().unwrap());
     hub.stop();
 }
+
+/// `stocksync node --db DB run` (human output), its stdout read line by line, stderr to `log`.
+fn spawn_run(db: &Path, log: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("node")
+        .arg("--db")
+        .arg(db)
+        .arg("run")
+        .env_remove("STOCKSYNC_DB")
+        .env("STOCKSYNC_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line with {what:?} among {seen:#?}"));
+        seen.push(line.clone());
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn one_run_per_file_status_sees_it_and_its_log_reads_plainly() {
+    let hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    hub.stop(); // `run` retries with backoff: one op pending, nothing reachable.
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let (mut child, rx) = spawn_run(&node.db, &log);
+    let mut seen = Vec::new();
+    let retry = wait_line(&rx, &mut seen, "next try");
+    // "next try in 1 s", not an absolute timestamp.
+    let after = retry.split("next try ").nth(1).unwrap();
+    assert!(
+        after == "now" || (after.starts_with("in ") && after.ends_with(" s")),
+        "{retry}"
+    );
+
+    // Another process sees the live `run`, and a second one is refused.
+    let pid = child.id();
+    let status = node.ok(&["status"]);
+    assert_eq!(status["run"]["pid"], pid, "{status}");
+    let human = run_with(&node.db, &["status"], false);
+    assert!(
+        human.stdout.contains(&format!("running in process {pid}")),
+        "{}",
+        human.stdout
+    );
+    let second = node.run(&["run"]);
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert_eq!(second.json["error"]["details"]["rule"], "one_run_per_database");
+    assert!(
+        second.json["error"]["message"].as_str().unwrap().contains(&pid.to_string()),
+        "{}",
+        second.json
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let stopped = wait_line(&rx, &mut seen, "stopped:");
+    assert!(
+        stopped.ends_with("stopped: 1 op pending, 0 open conflicts"),
+        "{stopped}"
+    );
+    // The same status line twice in a row is printed once (the time prefix aside).
+    let bodies: Vec<&str> = seen.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+    for pair in bodies.windows(2) {
+        assert!(pair[0] != pair[1], "repeated line {:?} in {seen:#?}", pair[0]);
+    }
+    // The log went to a file: warnings, and no colour codes in them.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("WARN") || text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in {text:?}");
+
+    // Not running any more; and a `run` killed outright leaves no lock behind.
+    assert_eq!(node.ok(&["status"])["run"], Value::Null);
+    let (mut killed, rx) = spawn_run(&node.db, &log);
+    wait_line(&rx, &mut Vec::new(), "started:");
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    assert_eq!(node.ok(&["status"])["run"], Value::Null);
+    let (mut third, rx) = spawn_run(&node.db, &log);
+    wait_line(&rx, &mut Vec::new(), "started:");
+    third.kill().unwrap();
+    third.wait().unwrap();
+}
+
+#[test]
+fn counts_say_what_was_shown_and_the_outbox_names_skus() {
+    let node = Node::ready();
+    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "5"]);
+    let exact = run_with(
+        &node.db,
+        &["count", "--sku", "CABLE", "--location", "A-01", "--counted", "5"],
+        false,
+    );
+    assert_eq!(exact.code, 0, "{}", exact.stderr);
+    let first = exact.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("counted CABLE EACH: 5, this device showed 5: no change at A-01"),
+        "{first}"
+    );
+    let short = run_with(
+        &node.db,
+        &["count", "--sku", "CABLE", "--location", "A-01", "--counted", "4"],
+        false,
+    );
+    let first = short.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("counted CABLE EACH: 4, this device showed 5: -1 at A-01"),
+        "{first}"
+    );
+
+    let outbox = run_with(&node.db, &["outbox"], false);
+    assert_eq!(outbox.code, 0);
+    assert!(!outbox.stdout.contains("of prod_"), "{}", outbox.stdout);
+    assert!(
+        outbox.stdout.contains("receipt of 5 EACH CABLE at A-01"),
+        "{}",
+        outbox.stdout
+    );
+}
