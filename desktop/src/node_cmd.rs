@@ -408,7 +408,10 @@ fn recorded(
                 let shown = counted.checked_sub(leg.on_hand_delta).unwrap_or(*counted);
                 let change = if leg.on_hand_delta == Decimal::ZERO {
                     let at = rows.iter().find(|s| s.location_id == leg.location_id);
-                    format!("no change at {}", at.map_or("?", |s| s.location_code.as_str()))
+                    format!(
+                        "no change at {}",
+                        at.map_or("?", |s| s.location_code.as_str())
+                    )
                 } else {
                     legs.join(", ")
                 };

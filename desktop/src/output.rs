@@ -72,9 +72,9 @@ pub fn no_database(path: &std::path::Path) -> NodeError {
 /// What the error says; a missing database says which commands create one.
 fn message(e: &NodeError) -> String {
     match e {
-        NodeError::NotFound { entity, key } if entity == "database" => format!(
-            "no such database: {key} (only `init` and `enroll` create one; check --db)"
-        ),
+        NodeError::NotFound { entity, key } if entity == "database" => {
+            format!("no such database: {key} (only `init` and `enroll` create one; check --db)")
+        }
         e => e.to_string(),
     }
 }

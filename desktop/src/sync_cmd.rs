@@ -4,8 +4,8 @@
 
 use crate::cli::NodeCommand;
 use crate::output::{self, DONE, table};
-use serde_json::{Value, json};
 use crate::run_lock;
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -655,7 +655,7 @@ fn from_now(rfc3339: &str) -> String {
     match ms {
         ..=499 => "now".into(),
         // Rounded up: "in 1 s" for anything from half a second to one second.
-        ..120_000 => format!("in {} s", (ms + 999) / 1000),
+        500..120_000 => format!("in {} s", (ms + 999) / 1000),
         _ => format!("in {} min", (ms + 59_999) / 60_000),
     }
 }
@@ -676,12 +676,7 @@ fn line(json: bool, data: &Value, human: impl FnOnce() -> String) {
 /// One event as a line, with what the app would show (the new on-hand, the product's fields).
 /// `last_status` is the previous status line: the same line twice in a row is not printed again
 /// (JSON gets every event).
-fn print_event(
-    node: &SyncNode,
-    json: bool,
-    event: &SyncEvent,
-    last_status: &mut Option<String>,
-) {
+fn print_event(node: &SyncNode, json: bool, event: &SyncEvent, last_status: &mut Option<String>) {
     let mut data = serde_json::to_value(event).unwrap_or_default();
     data["at"] = json!(now());
     let text = match event {

@@ -1186,7 +1186,12 @@ fn hub_dev_writes_credentials_serves_and_stops_on_sigterm() {
 #[test]
 fn read_commands_never_create_a_database() {
     let node = Node::new();
-    for args in [&["stock"][..], &["outbox"], &["status"], &["product", "list"]] {
+    for args in [
+        &["stock"][..],
+        &["outbox"],
+        &["status"],
+        &["product", "list"],
+    ] {
         let out = node.run(args);
         assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
         assert_eq!(out.json["error"]["code"], "NOT_FOUND", "{}", out.json);
@@ -1211,7 +1216,15 @@ fn read_commands_never_create_a_database() {
 #[test]
 fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
     let node = Node::ready();
-    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "4"]);
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "4",
+    ]);
     for json in [false, true] {
         // The reading end is closed before the command writes: every write meets EPIPE, as
         // with `stocksync node … stock | head -1` once head has its line.
@@ -1239,10 +1252,36 @@ fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
 fn negative_numbers_are_values_and_get_the_domain_error() {
     let node = Node::ready();
     for args in [
-        &["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "-5"][..],
-        &["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "-5"],
-        &["allocate", "--sku", "CABLE", "--location", "A-01", "--qty", "-1"],
-        &["transfer", "--sku", "CABLE", "--from", "A-01", "--to", "B-07", "--qty", "-2"],
+        &[
+            "ship",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-5",
+        ][..],
+        &[
+            "receive",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-5",
+        ],
+        &[
+            "allocate",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-1",
+        ],
+        &[
+            "transfer", "--sku", "CABLE", "--from", "A-01", "--to", "B-07", "--qty", "-2",
+        ],
     ] {
         let out = node.run(args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
@@ -1252,18 +1291,59 @@ fn negative_numbers_are_values_and_get_the_domain_error() {
             out.json
         );
     }
-    let out = node.run(&["count", "--sku", "CABLE", "--location", "A-01", "--counted", "-1"]);
-    assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(!out.stdout.contains("unexpected argument"), "{}", out.stdout);
     let out = node.run(&[
-        "product", "add", "--sku", "NEG", "--name", "N", "--price", "-1", "--currency", "EUR",
+        "count",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--counted",
+        "-1",
     ]);
     assert_eq!(out.code, 2, "{}", out.stdout);
-    assert!(!out.stdout.contains("unexpected argument"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("unexpected argument"),
+        "{}",
+        out.stdout
+    );
+    let out = node.run(&[
+        "product",
+        "add",
+        "--sku",
+        "NEG",
+        "--name",
+        "N",
+        "--price",
+        "-1",
+        "--currency",
+        "EUR",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("unexpected argument"),
+        "{}",
+        out.stdout
+    );
     // A negative adjustment is what it is for.
-    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "3"]);
     node.ok(&[
-        "adjust", "--sku", "CABLE", "--location", "A-01", "--qty", "-1", "--reason", "DAMAGE",
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "3",
+    ]);
+    node.ok(&[
+        "adjust",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "-1",
+        "--reason",
+        "DAMAGE",
     ]);
     assert_eq!(node.stock("CABLE", "A-01")["on_hand"], "2");
     assert_eq!(node.outbox_len(), 6, "refusals wrote nothing");
@@ -1274,7 +1354,18 @@ fn with_json_every_usage_error_is_the_json_error() {
     let node = Node::ready();
     let cases: [(&[&str], &str); 4] = [
         (&["ship", "--sku", "CABLE"], "qty"),
-        (&["ship", "--sku", "CABLE", "--location", "A-01", "--qty", "lots"], "qty"),
+        (
+            &[
+                "ship",
+                "--sku",
+                "CABLE",
+                "--location",
+                "A-01",
+                "--qty",
+                "lots",
+            ],
+            "qty",
+        ),
         (&["stock", "--bogus"], "bogus"),
         (&["resolve", "conf_x", "--clear", "--dismiss"], "clear"),
     ];
@@ -1282,7 +1373,11 @@ fn with_json_every_usage_error_is_the_json_error() {
         let out = node.run(args);
         assert_eq!(out.code, 2, "{args:?}");
         assert_eq!(out.json["data"], Value::Null, "{args:?}: {}", out.stdout);
-        assert_eq!(out.json["error"]["code"], "VALIDATION_FAILED", "{}", out.stdout);
+        assert_eq!(
+            out.json["error"]["code"], "VALIDATION_FAILED",
+            "{}",
+            out.stdout
+        );
         assert!(
             out.json["error"]["details"][field].is_array(),
             "{args:?} names {field}: {}",
@@ -1300,22 +1395,40 @@ fn with_json_every_usage_error_is_the_json_error() {
 #[test]
 fn a_hub_url_without_scheme_is_bad_input_that_says_what_to_write() {
     let node = Node::new();
-    let out = node.run(&["enroll", "--hub", "127.0.0.1:8080", "--enrollment-key", "enr_x"]);
+    let out = node.run(&[
+        "enroll",
+        "--hub",
+        "127.0.0.1:8080",
+        "--enrollment-key",
+        "enr_x",
+    ]);
     assert_eq!(out.code, 2, "{}", out.stdout);
     assert_eq!(out.json["error"]["code"], "VALIDATION_FAILED");
     let message = out.json["error"]["details"]["hub_url"][0].as_str().unwrap();
     assert!(message.contains("http://127.0.0.1:8080"), "{message}");
-    let human = run_with(&node.db, &["enroll", "--hub", "localhost:8080", "--enrollment-key", "k"], false);
+    let human = run_with(
+        &node.db,
+        &["enroll", "--hub", "localhost:8080", "--enrollment-key", "k"],
+        false,
+    );
     assert_eq!(human.code, 2);
     assert!(!human.stderr.contains("offline"), "{}", human.stderr);
-    assert!(human.stderr.contains("http://localhost:8080"), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("http://localhost:8080"),
+        "{}",
+        human.stderr
+    );
 }
 
 impl HubProcess {
     /// Stops the hub, lets `lose` remove files from its data dir, and starts it again on the
     /// same address (the devices keep their hub URL).
     fn restart_after(&mut self, lose: &dyn Fn(&Path)) {
-        let addr = self.url().trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let addr = self
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -1351,14 +1464,26 @@ fn a_device_outlives_a_hub_that_lost_its_secret_or_its_data() {
     // The secret is gone: the device's pull position is "not a token this hub issued". The
     // round starts a fresh snapshot by itself and the unsent op goes out.
     hub.restart_after(&|dir| std::fs::remove_file(dir.join("hub-secret.key")).unwrap());
-    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "4"]);
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "4",
+    ]);
     let sync = node.run(&["sync"]);
     assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
     let report = &sync.json["data"]["report"];
     assert_eq!(report["applied"], 1, "{report}");
     assert_eq!(report["checksum_ok"], true, "{report}");
     assert_eq!(node.stock("CABLE", "A-01")["synced_on_hand"], "4");
-    assert_eq!(node.ok(&["sync"])["report"]["pulled"], 0, "the next round is a delta");
+    assert_eq!(
+        node.ok(&["sync"])["report"]["pulled"],
+        0,
+        "the next round is a delta"
+    );
 
     // The data is gone (the key comes back from dev-credentials.json): enroll again, and the
     // unsent op reaches the new hub; the ops the old one acknowledged are counted, not lost
@@ -1376,7 +1501,11 @@ fn a_device_outlives_a_hub_that_lost_its_secret_or_its_data() {
     let sync = node.run(&["sync"]);
     assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
     assert_eq!(sync.json["data"]["report"]["applied"], 1, "{}", sync.json);
-    assert_eq!(sync.json["data"]["report"]["checksum_ok"], true, "{}", sync.json);
+    assert_eq!(
+        sync.json["data"]["report"]["checksum_ok"], true,
+        "{}",
+        sync.json
+    );
     assert!(node.ok(&["check"])["ok"].as_bool().unwrap());
     hub.stop();
 }
@@ -1453,9 +1582,15 @@ fn one_run_per_file_status_sees_it_and_its_log_reads_plainly() {
     );
     let second = node.run(&["run"]);
     assert_eq!(second.code, 1, "{}", second.stdout);
-    assert_eq!(second.json["error"]["details"]["rule"], "one_run_per_database");
+    assert_eq!(
+        second.json["error"]["details"]["rule"],
+        "one_run_per_database"
+    );
     assert!(
-        second.json["error"]["message"].as_str().unwrap().contains(&pid.to_string()),
+        second.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&pid.to_string()),
         "{}",
         second.json
     );
@@ -1473,7 +1608,11 @@ fn one_run_per_file_status_sees_it_and_its_log_reads_plainly() {
     // The same status line twice in a row is printed once (the time prefix aside).
     let bodies: Vec<&str> = seen.iter().map(|l| l.split_once(' ').unwrap().1).collect();
     for pair in bodies.windows(2) {
-        assert!(pair[0] != pair[1], "repeated line {:?} in {seen:#?}", pair[0]);
+        assert!(
+            pair[0] != pair[1],
+            "repeated line {:?} in {seen:#?}",
+            pair[0]
+        );
     }
     // The log went to a file: warnings, and no colour codes in them.
     let text = std::fs::read_to_string(&log).unwrap();
@@ -1496,10 +1635,26 @@ fn one_run_per_file_status_sees_it_and_its_log_reads_plainly() {
 #[test]
 fn counts_say_what_was_shown_and_the_outbox_names_skus() {
     let node = Node::ready();
-    node.ok(&["receive", "--sku", "CABLE", "--location", "A-01", "--qty", "5"]);
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "5",
+    ]);
     let exact = run_with(
         &node.db,
-        &["count", "--sku", "CABLE", "--location", "A-01", "--counted", "5"],
+        &[
+            "count",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--counted",
+            "5",
+        ],
         false,
     );
     assert_eq!(exact.code, 0, "{}", exact.stderr);
@@ -1510,7 +1665,15 @@ fn counts_say_what_was_shown_and_the_outbox_names_skus() {
     );
     let short = run_with(
         &node.db,
-        &["count", "--sku", "CABLE", "--location", "A-01", "--counted", "4"],
+        &[
+            "count",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--counted",
+            "4",
+        ],
         false,
     );
     let first = short.stdout.lines().next().unwrap();
