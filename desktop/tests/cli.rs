@@ -469,7 +469,12 @@ fn bad_input_exits_2_and_names_the_field() {
     ] {
         let out = node.run(args);
         assert_eq!(out.code, 2, "{args:?}");
-        assert!(!out.stderr.is_empty());
+        // Usage errors too: the JSON error, since --json was given.
+        assert_eq!(
+            out.json["error"]["code"], "VALIDATION_FAILED",
+            "{args:?}: {}",
+            out.stdout
+        );
     }
     assert_eq!(node.outbox_len(), before, "nothing was written");
 }
