@@ -576,11 +576,11 @@ fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
         // other `stocksync node` commands on the same file show up as a growing outbox.
         let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut pending = node.status()?.pending;
-        let mut last_status = None;
+        let mut shown = HashMap::new();
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => print_event(node, json, &event, &mut last_status),
+                    Some(event) => print_event(node, json, &event, &mut shown),
                     None => break,
                 },
                 _ = watch.tick() => {
@@ -596,7 +596,7 @@ fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
         node.stop().await;
         listener.close();
         while let Ok(event) = rx.try_recv() {
-            print_event(node, json, &event, &mut last_status);
+            print_event(node, json, &event, &mut shown);
         }
         let status = node.status()?;
         let bye = json!({ "type": "stopped", "at": now(), "status": status });
@@ -674,9 +674,15 @@ fn line(json: bool, data: &Value, human: impl FnOnce() -> String) {
 }
 
 /// One event as a line, with what the app would show (the new on-hand, the product's fields).
-/// `last_status` is the previous status line: the same line twice in a row is not printed again
-/// (JSON gets every event).
-fn print_event(node: &SyncNode, json: bool, event: &SyncEvent, last_status: &mut Option<String>) {
+/// `shown` holds the last line printed per row (and for the status): a line that says again
+/// what the last one about that row said is not printed (a push answer and the pull that
+/// confirms it announce the same stock). JSON gets every event.
+fn print_event(
+    node: &SyncNode,
+    json: bool,
+    event: &SyncEvent,
+    shown: &mut HashMap<String, String>,
+) {
     let mut data = serde_json::to_value(event).unwrap_or_default();
     data["at"] = json!(now());
     let text = match event {
@@ -765,10 +771,6 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent, last_status: &mut
             if let Some(t) = &status.next_retry_at {
                 text.push_str(&format!("; next try {}", from_now(t)));
             }
-            if !json && last_status.as_ref() == Some(&text) {
-                return;
-            }
-            *last_status = Some(text.clone());
             text
         }
         SyncEvent::Progress { progress } => {
@@ -782,5 +784,21 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent, last_status: &mut
             )
         }
     };
+    let row = match event {
+        SyncEvent::StockChanged {
+            product_id,
+            location_id,
+        } => Some(format!("stock {product_id} {location_id}")),
+        SyncEvent::ProductChanged { product_id } => Some(format!("product {product_id}")),
+        SyncEvent::ConflictChanged { conflict_id } => Some(format!("conflict {conflict_id}")),
+        SyncEvent::StatusChanged { .. } => Some("status".to_owned()),
+        SyncEvent::OpSettled { .. } | SyncEvent::Progress { .. } => None,
+    };
+    if !json && let Some(row) = row {
+        if shown.get(&row) == Some(&text) {
+            return;
+        }
+        shown.insert(row, text.clone());
+    }
     line(json, &data, || format!("{} {text}", now()));
 }

@@ -1696,3 +1696,41 @@ fn counts_say_what_was_shown_and_the_outbox_names_skus() {
         outbox.stdout
     );
 }
+
+#[test]
+fn run_prints_a_change_once() {
+    let hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    node.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    node.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = spawn_run(&node.db, &dir.path().join("run.log"));
+    let mut seen = Vec::new();
+    wait_line(&rx, &mut seen, "status    live");
+    // Announced by the push answer, then confirmed by the pull: one line.
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "9",
+    ]);
+    wait_line(&rx, &mut seen, "op        applied");
+    wait_line(&rx, &mut seen, "status    live");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    wait_line(&rx, &mut seen, "stopped:");
+    let stock: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("stock     CABLE @ A-01: on hand 9 EACH"))
+        .collect();
+    assert_eq!(stock.len(), 1, "{seen:#?}");
+    hub.stop();
+}
