@@ -310,7 +310,10 @@ fn product(node: &SyncNode, cmd: ProductCommand, json: bool) -> Result<ExitCode,
             let products = read_products(&file)?;
             let added = node.import_products(&products)?;
             output::success(json, &json!({ "imported": added }), || {
-                format!("{added} products imported")
+                format!(
+                    "{} imported",
+                    sync_cmd::count(added as u64, "product", "products")
+                )
             })
         }
         ProductCommand::Find { code } => {

@@ -112,10 +112,11 @@ fn enroll(
         );
         if existing.is_some() {
             text.push_str(&format!(
-                "\n  this database was already that device: it keeps its id, name, role and its {} unsent ops\n  \
-                 the next sync pulls a fresh snapshot; the {} ops a hub acknowledged before are not sent again \
+                "\n  this database was already that device: it keeps its id, name, role and {}\n  \
+                 the next sync pulls a fresh snapshot; {} a hub acknowledged before: not sent again \
                  (if the hub lost its data, they are missing there)",
-                status.pending, acked_before
+                count(status.pending, "unsent op", "unsent ops"),
+                count(acked_before as u64, "op", "ops")
             ));
         }
         text.push_str("\n  next: `sync` for one round, or `run` to stay live");
@@ -642,7 +643,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, NodeError>
 }
 
 /// `1 open conflict`, `2 open conflicts`.
-fn count(n: u64, one: &str, many: &str) -> String {
+pub fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
