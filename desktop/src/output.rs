@@ -48,6 +48,17 @@ pub fn print_line(text: &str) {
     }
 }
 
+/// `println!` that carries on when nobody reads stdout any more (a closed pipe) instead of
+/// panicking: the hub keeps serving, and the demo's exit code still says whether its checks
+/// held.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Prints a successful result: JSON `{"data": …}`, or the human text.
 pub fn success<T: Serialize>(json: bool, data: &T, human: impl FnOnce() -> String) -> ExitCode {
     if json {

@@ -1251,6 +1251,17 @@ fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
         assert_eq!(out.status.code(), Some(0), "{stderr}");
         assert_eq!(stderr, "", "no panic, no message");
     }
+    // The demo carries on, and its exit code still says whether its checks held.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("demo")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
