@@ -135,7 +135,14 @@ impl From<crate::sync::RoundError> for NodeError {
             RoundError::Store(message) => NodeError::Storage { message },
             RoundError::Transport(t) => match t {
                 // A hub URL that is no URL is bad input, not a network problem.
-                TransportError::InvalidConfig { message } => NodeError::invalid("hub_url", message),
+                TransportError::InvalidConfig { message } => {
+                    let field = if message.starts_with("hub URL") {
+                        "hub_url"
+                    } else {
+                        "sync_settings"
+                    };
+                    NodeError::invalid(field, message)
+                }
                 TransportError::Http {
                     status,
                     code,

@@ -847,6 +847,9 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        // No scheme: the message says what to write.
+        let e = parse_base_url("127.0.0.1:8080").unwrap_err();
+        assert!(e.to_string().contains("write http://127.0.0.1:8080"), "{e}");
         let cfg = TransportConfig::default();
         assert!(HubClient::new("http://127.0.0.1:1", "not-a-device", &cfg).is_err());
         let c = HubClient::new("http://127.0.0.1:1/base", "dev_1", &cfg).unwrap();
