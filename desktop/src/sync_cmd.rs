@@ -564,6 +564,7 @@ fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
         node.start()?;
         let hello = json!({
             "type": "started", "at": now(), "device_id": device.device_id, "hub_url": hub,
+            "pid": std::process::id(),
         });
         line(json, &hello, || {
             format!(
