@@ -59,7 +59,7 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug)]
 pub struct NodeArgs {
-    /// The node's database file (created if missing).
+    /// The node's database file (`init` and `enroll` create it; other commands need it).
     #[arg(long, env = "STOCKSYNC_DB", global = true)]
     pub db: Option<PathBuf>,
     /// Machine-readable output: `{"data": …}` or `{"data": null, "error": {…}}` on stdout.
@@ -104,12 +104,12 @@ pub enum NodeCommand {
         #[command(flatten)]
         at: ProductAt,
         /// Quantity (> 0), in the product's unit.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: Decimal,
         #[command(flatten)]
         unit: UnitArg,
         /// Purchase cost of one unit (with --currency).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         unit_cost: Option<Decimal>,
         /// Currency of --unit-cost (ISO 4217, e.g. EUR).
         #[arg(long)]
@@ -123,7 +123,7 @@ pub enum NodeCommand {
         #[command(flatten)]
         at: ProductAt,
         /// Quantity (> 0).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: Decimal,
         #[command(flatten)]
         unit: UnitArg,
@@ -136,7 +136,7 @@ pub enum NodeCommand {
         #[command(flatten)]
         at: ProductAt,
         /// Signed change, e.g. -2 or +3.
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: Decimal,
         #[command(flatten)]
         unit: UnitArg,
@@ -149,7 +149,7 @@ pub enum NodeCommand {
         #[command(flatten)]
         at: ProductAt,
         /// What was counted.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         counted: Decimal,
         #[command(flatten)]
         unit: UnitArg,
@@ -166,7 +166,7 @@ pub enum NodeCommand {
         #[arg(long)]
         to: String,
         /// Quantity (> 0).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: Decimal,
         #[command(flatten)]
         unit: UnitArg,
@@ -176,7 +176,7 @@ pub enum NodeCommand {
         #[command(flatten)]
         at: ProductAt,
         /// Quantity (> 0).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         qty: Decimal,
         #[command(flatten)]
         unit: UnitArg,
@@ -311,7 +311,7 @@ pub enum ProductCommand {
         #[arg(long, value_parser = parse_uom, default_value = "EACH")]
         uom: Uom,
         /// Selling price (with --currency).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         price: Option<Decimal>,
         /// Currency of --price (ISO 4217, e.g. EUR).
         #[arg(long)]
@@ -340,7 +340,7 @@ pub enum ProductCommand {
         #[arg(long, value_parser = parse_status)]
         status: Option<ProductStatus>,
         /// New price (currency: --currency, else the current price's).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         price: Option<Decimal>,
         /// Currency of --price.
         #[arg(long)]
@@ -362,6 +362,15 @@ pub enum ProductCommand {
     },
     /// List products.
     List,
+}
+
+/// Whether `--json` is among the arguments (before a `--`): a usage error is then printed as
+/// the JSON error too, since clap could not parse the flag itself.
+pub fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 fn parse_role(s: &str) -> Result<DeviceRole, String> {

@@ -1,6 +1,8 @@
 //! `stocksync hub`: runs the reference hub until Ctrl-C.
 
 use crate::cli::HubArgs;
+use crate::output::say;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use stocksync_hub::config::{Bootstrap, HubConfig};
 use stocksync_hub::{Hub, server};
@@ -14,6 +16,8 @@ pub fn run(args: &HubArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        // Colour for a terminal only: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -50,17 +54,17 @@ async fn serve(args: &HubArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(mut creds) = dev {
         creds.base_url = hub.base_url();
         server::write_dev_credentials(&args.data_dir, &creds)?;
-        println!("stocksync hub (dev) on {}", creds.base_url);
-        println!("  organization_id  {}", creds.organization_id);
-        println!("  branch_id        {}", creds.branch_id);
-        println!("  api_key          {}", creds.api_key);
-        println!("  enrollment_key   {}", creds.enrollment_key);
-        println!(
+        say!("stocksync hub (dev) on {}", creds.base_url);
+        say!("  organization_id  {}", creds.organization_id);
+        say!("  branch_id        {}", creds.branch_id);
+        say!("  api_key          {}", creds.api_key);
+        say!("  enrollment_key   {}", creds.enrollment_key);
+        say!(
             "  written to       {}",
             args.data_dir.join(server::DEV_CREDENTIALS).display()
         );
     } else {
-        println!("stocksync hub on {}", hub.base_url());
+        say!("stocksync hub on {}", hub.base_url());
     }
     hub.run_until_signal().await?;
     Ok(())

@@ -18,6 +18,15 @@ pub fn run(args: NodeArgs) -> ExitCode {
         };
         return output::failure(json, &e);
     };
+    // Only the commands that make a device create its file: a mistyped path must not turn
+    // into an empty database that answers "(none)".
+    let creates = matches!(
+        args.command,
+        NodeCommand::Init { .. } | NodeCommand::Enroll { .. }
+    );
+    if !creates && !db.exists() {
+        return output::failure(json, &output::no_database(&db));
+    }
     let options = StoreOptions {
         synchronous: args.synchronous,
         ..StoreOptions::default()
@@ -203,7 +212,7 @@ fn execute(
                             r.state.clone(),
                             r.attempts.to_string(),
                             r.op_id.clone(),
-                            summary(&r.body),
+                            sync_cmd::describe_op(node, &r.kind, &r.body),
                         ]
                     })
                     .collect();
@@ -301,7 +310,10 @@ fn product(node: &SyncNode, cmd: ProductCommand, json: bool) -> Result<ExitCode,
             let products = read_products(&file)?;
             let added = node.import_products(&products)?;
             output::success(json, &json!({ "imported": added }), || {
-                format!("{added} products imported")
+                format!(
+                    "{} imported",
+                    sync_cmd::count(added as u64, "product", "products")
+                )
             })
         }
         ProductCommand::Find { code } => {
@@ -393,9 +405,25 @@ fn recorded(
             .first()
             .map(|s| (s.sku.as_str(), s.uom.as_str()))
             .unwrap_or_default();
+        // A count posts counted − shown: say both, and that an exact count changes nothing.
+        let what = match (movement, r.legs.first()) {
+            (Movement::Count { counted, .. }, Some(leg)) => {
+                let shown = counted.checked_sub(leg.on_hand_delta).unwrap_or(*counted);
+                let change = if leg.on_hand_delta == Decimal::ZERO {
+                    let at = rows.iter().find(|s| s.location_id == leg.location_id);
+                    format!(
+                        "no change at {}",
+                        at.map_or("?", |s| s.location_code.as_str())
+                    )
+                } else {
+                    legs.join(", ")
+                };
+                format!("{counted}, this device showed {shown}: {change}")
+            }
+            _ => legs.join(", "),
+        };
         format!(
-            "{verb} {sku} {uom}: {} (op #{} {}, {})\n{}",
-            legs.join(", "),
+            "{verb} {sku} {uom}: {what} (op #{} {}, {})\n{}",
             r.device_seq,
             r.op_id,
             r.movement_id,
@@ -467,31 +495,4 @@ fn locations_table(locations: &[Location]) -> String {
         .map(|l| vec![l.code.clone(), l.name.clone(), l.id.to_string()])
         .collect();
     table(&["CODE", "NAME", "ID"], &body)
-}
-
-/// One line on what an outbox op does.
-fn summary(body: &serde_json::Value) -> String {
-    let s = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
-    let qty = |k: &str| {
-        format!(
-            "{} {}",
-            body[k]["value"].as_str().unwrap_or_default(),
-            body[k]["uom"].as_str().unwrap_or_default()
-        )
-    };
-    if let Some(t) = body["transaction_type"].as_str() {
-        format!("{t} {} of {}", qty("quantity"), s("product_id"))
-    } else if body.get("transfer_id").is_some() {
-        format!("transfer {} of {}", qty("quantity"), s("product_id"))
-    } else if body.get("fields").is_some() {
-        format!("edit {} of {}", body["fields"], s("product_id"))
-    } else if body.get("doc").is_some() {
-        format!("new product {} ({})", s("sku"), s("product_id"))
-    } else if body.get("code").is_some() {
-        format!("new location {} ({})", s("code"), s("location_id"))
-    } else if body.get("allocation_id").is_some() {
-        format!("{} {}", s("allocation_id"), qty("quantity"))
-    } else {
-        body.to_string()
-    }
 }

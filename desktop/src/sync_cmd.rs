@@ -4,8 +4,10 @@
 
 use crate::cli::NodeCommand;
 use crate::output::{self, DONE, table};
+use crate::run_lock;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,8 +32,8 @@ pub fn execute(
             name,
         } => enroll(node, json, db, &hub, &enrollment_key, role, name),
         NodeCommand::Sync => sync(node, json),
-        NodeCommand::Run => run(node, json),
-        NodeCommand::Status => status(node, json),
+        NodeCommand::Run => run(node, json, db),
+        NodeCommand::Status => status(node, json, db),
         NodeCommand::Conflicts { all } => conflicts(node, json, all),
         NodeCommand::Resolve {
             conflict_id,
@@ -86,10 +88,17 @@ fn enroll(
     let role = role.unwrap_or(DeviceRole::Desktop);
     let device = runtime()?.block_on(node.enroll(hub, key, role, &name))?;
     let status = node.status()?;
+    // Ops a hub acknowledged before are not sent again; a hub that lost its data lacks them.
+    let acked_before = if existing.is_some() {
+        node.outbox()?.iter().filter(|r| r.state == "acked").count()
+    } else {
+        0
+    };
     let data = json!({
         "device": device,
         "hub_url": status.hub_url,
         "kept_existing_device": existing.is_some(),
+        "acked_before": acked_before,
     });
     Ok(output::success(json, &data, || {
         let mut text = format!(
@@ -103,8 +112,11 @@ fn enroll(
         );
         if existing.is_some() {
             text.push_str(&format!(
-                "\n  this database was already that device: it keeps its id, name, role and its {} unsent ops",
-                status.pending
+                "\n  this database was already that device: it keeps its id, name, role and {}\n  \
+                 the next sync pulls a fresh snapshot; {} a hub acknowledged before: not sent again \
+                 (if the hub lost its data, they are missing there)",
+                count(status.pending, "unsent op", "unsent ops"),
+                count(acked_before as u64, "op", "ops")
             ));
         }
         text.push_str("\n  next: `sync` for one round, or `run` to stay live");
@@ -392,16 +404,27 @@ pub fn money_text(text: &str) -> String {
     }
 }
 
-fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
+fn status(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
     let status = node.status()?;
     let device = node.device().ok();
-    let data = json!({ "status": status, "device": device });
+    // `status.state` is this process's sync task; a `run` in another process shows here.
+    let live_run = run_lock::holder(db);
+    let data = json!({ "status": status, "device": device, "run": live_run });
     Ok(output::success(json, &data, || {
-        let state = match state_name(&status).as_str() {
-            "stopped" if status.enrolled => {
+        let state = match (state_name(&status).as_str(), &live_run) {
+            (_, Some(run)) => format!(
+                "running in {}{} (`run`: it pushes, pulls and stays live)",
+                run.pid
+                    .map_or_else(|| "another process".to_owned(), |p| format!("process {p}")),
+                run.since
+                    .as_deref()
+                    .map(|t| format!(" since {t}"))
+                    .unwrap_or_default()
+            ),
+            ("stopped", None) if status.enrolled => {
                 "stopped (not syncing now: `sync` runs one round, `run` stays live)".into()
             }
-            other => other.to_owned(),
+            (other, None) => other.to_owned(),
         };
         let mut rows: Vec<(&str, String)> = vec![("state", state)];
         if let Some(d) = &device {
@@ -420,7 +443,9 @@ fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
                 _ => "not enrolled (stocksync node … enroll --hub URL --enrollment-key KEY)".into(),
             },
         ));
-        rows.push(("live", if status.live { "yes" } else { "no" }.into()));
+        if live_run.is_none() {
+            rows.push(("live", if status.live { "yes" } else { "no" }.into()));
+        }
         rows.push(("pending", status.pending.to_string()));
         rows.push(("parked", status.parked.to_string()));
         rows.push(("rejected", status.rejected.to_string()));
@@ -432,7 +457,7 @@ fn status(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
             rows.push(("last error", e.clone()));
         }
         if let Some(t) = &status.next_retry_at {
-            rows.push(("next retry", t.clone()));
+            rows.push(("next retry", from_now(t)));
         }
         rows.iter()
             .map(|(k, v)| format!("{k:<11} {v}"))
@@ -526,7 +551,7 @@ impl SyncListener for Forward {
     }
 }
 
-fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
+fn run(node: &SyncNode, json: bool, db: &Path) -> Result<ExitCode, NodeError> {
     let device = node.device()?;
     let status = node.status()?;
     let Some(hub) = status.hub_url.filter(|_| status.enrolled) else {
@@ -534,7 +559,11 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
             message: "this device is not enrolled with a hub".into(),
         });
     };
-    // Warnings of the sync task (a dropped socket, a retry) go to stderr; STOCKSYNC_LOG=debug for more.
+    // Held until this function returns (or the process dies): `status` sees it, a second
+    // `run` on the file is refused.
+    let _lock = run_lock::acquire(db, &now())?;
+    // Warnings of the sync task (a dropped socket, a retry) go to stderr; STOCKSYNC_LOG=debug
+    // for more. Colour only for a terminal: a log file or a pipe gets plain text.
     let level = std::env::var("STOCKSYNC_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
@@ -542,6 +571,7 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     runtime()?.block_on(async {
         // Signals first: a SIGTERM from now on stops the loop instead of killing the process.
@@ -551,6 +581,7 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
         node.start()?;
         let hello = json!({
             "type": "started", "at": now(), "device_id": device.device_id, "hub_url": hub,
+            "pid": std::process::id(),
         });
         line(json, &hello, || {
             format!(
@@ -564,10 +595,11 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
         // other `stocksync node` commands on the same file show up as a growing outbox.
         let mut watch = tokio::time::interval(std::time::Duration::from_secs(1));
         let mut pending = node.status()?.pending;
+        let mut shown = HashMap::new();
         loop {
             tokio::select! {
                 event = rx.recv() => match event {
-                    Some(event) => print_event(node, json, &event),
+                    Some(event) => print_event(node, json, &event, &mut shown),
                     None => break,
                 },
                 _ = watch.tick() => {
@@ -583,16 +615,16 @@ fn run(node: &SyncNode, json: bool) -> Result<ExitCode, NodeError> {
         node.stop().await;
         listener.close();
         while let Ok(event) = rx.try_recv() {
-            print_event(node, json, &event);
+            print_event(node, json, &event, &mut shown);
         }
         let status = node.status()?;
         let bye = json!({ "type": "stopped", "at": now(), "status": status });
         line(json, &bye, || {
             format!(
-                "{} stopped: {} ops pending, {} open conflicts",
+                "{} stopped: {}, {}",
                 now(),
-                status.pending,
-                status.conflicts
+                count(status.pending, "op pending", "ops pending"),
+                count(status.conflicts, "open conflict", "open conflicts")
             )
         });
         Ok::<_, NodeError>(ExitCode::from(DONE))
@@ -628,6 +660,25 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, NodeError>
     })
 }
 
+/// `1 open conflict`, `2 open conflicts`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An RFC 3339 instant as people read a countdown: `in 4 s`, `in 2 min`, `now`.
+fn from_now(rfc3339: &str) -> String {
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let ms = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds();
+    match ms {
+        ..=499 => "now".into(),
+        // Rounded up: "in 1 s" for anything from half a second to one second.
+        500..120_000 => format!("in {} s", (ms + 999) / 1000),
+        _ => format!("in {} min", (ms + 59_999) / 60_000),
+    }
+}
+
 fn now() -> String {
     chrono::Local::now().format("%H:%M:%S%.3f").to_string()
 }
@@ -635,14 +686,22 @@ fn now() -> String {
 /// One line of the live log: `{"data": …}` or the text.
 fn line(json: bool, data: &Value, human: impl FnOnce() -> String) {
     if json {
-        println!("{}", json!({ "data": data }));
+        output::print_line(&json!({ "data": data }).to_string());
     } else {
-        println!("{}", human());
+        output::print_line(&human());
     }
 }
 
 /// One event as a line, with what the app would show (the new on-hand, the product's fields).
-fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
+/// `shown` holds the last line printed per row (and for the status): a line that says again
+/// what the last one about that row said is not printed (a push answer and the pull that
+/// confirms it announce the same stock). JSON gets every event.
+fn print_event(
+    node: &SyncNode,
+    json: bool,
+    event: &SyncEvent,
+    shown: &mut HashMap<String, String>,
+) {
     let mut data = serde_json::to_value(event).unwrap_or_default();
     data["at"] = json!(now());
     let text = match event {
@@ -729,7 +788,7 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
                 text.push_str(&format!(": {e}"));
             }
             if let Some(t) = &status.next_retry_at {
-                text.push_str(&format!("; next try {t}"));
+                text.push_str(&format!("; next try {}", from_now(t)));
             }
             text
         }
@@ -744,5 +803,21 @@ fn print_event(node: &SyncNode, json: bool, event: &SyncEvent) {
             )
         }
     };
+    let row = match event {
+        SyncEvent::StockChanged {
+            product_id,
+            location_id,
+        } => Some(format!("stock {product_id} {location_id}")),
+        SyncEvent::ProductChanged { product_id } => Some(format!("product {product_id}")),
+        SyncEvent::ConflictChanged { conflict_id } => Some(format!("conflict {conflict_id}")),
+        SyncEvent::StatusChanged { .. } => Some("status".to_owned()),
+        SyncEvent::OpSettled { .. } | SyncEvent::Progress { .. } => None,
+    };
+    if !json && let Some(row) = row {
+        if shown.get(&row) == Some(&text) {
+            return;
+        }
+        shown.insert(row, text.clone());
+    }
     line(json, &data, || format!("{} {text}", now()));
 }

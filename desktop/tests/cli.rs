@@ -469,7 +469,12 @@ fn bad_input_exits_2_and_names_the_field() {
     ] {
         let out = node.run(args);
         assert_eq!(out.code, 2, "{args:?}");
-        assert!(!out.stderr.is_empty());
+        // Usage errors too: the JSON error, since --json was given.
+        assert_eq!(
+            out.json["error"]["code"], "VALIDATION_FAILED",
+            "{args:?}: {}",
+            out.stdout
+        );
     }
     assert_eq!(node.outbox_len(), before, "nothing was written");
 }
@@ -1179,4 +1184,564 @@ fn hub_dev_writes_credentials_serves_and_stops_on_sigterm() {
         out.contains(creds["api_key"].as_str().unwrap()),
         "the keys are printed: {out}"
     );
+}
+
+// ---- Rough edges a new user hit (issue 11, point 5) ----
+
+#[test]
+fn read_commands_never_create_a_database() {
+    let node = Node::new();
+    for args in [
+        &["stock"][..],
+        &["outbox"],
+        &["status"],
+        &["product", "list"],
+    ] {
+        let out = node.run(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
+        assert_eq!(out.json["error"]["code"], "NOT_FOUND", "{}", out.json);
+        let message = out.json["error"]["message"].as_str().unwrap();
+        assert!(message.contains("no such database"), "{message}");
+        assert!(!node.db.exists(), "{args:?} created {}", node.db.display());
+    }
+    let human = run_with(&node.db, &["stock"], false);
+    assert_eq!(human.code, 1);
+    assert_eq!(human.stdout, "", "no table of (none)");
+    assert!(
+        human.stderr.contains("no such database") && human.stderr.contains("init"),
+        "{}",
+        human.stderr
+    );
+    assert!(!node.db.exists());
+    // `init` creates it; then the read commands answer.
+    let ready = Node::ready();
+    assert_eq!(ready.ok(&["stock"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    let node = Node::ready();
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "4",
+    ]);
+    for json in [false, true] {
+        // The reading end is closed before the command writes: every write meets EPIPE, as
+        // with `stocksync node … stock | head -1` once head has its line.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stocksync"));
+        cmd.arg("node").arg("--db").arg(&node.db);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .arg("stock")
+            .env_remove("STOCKSYNC_DB")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr, "", "no panic, no message");
+    }
+    // The demo carries on, and its exit code still says whether its checks held.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("demo")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn negative_numbers_are_values_and_get_the_domain_error() {
+    let node = Node::ready();
+    for args in [
+        &[
+            "ship",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-5",
+        ][..],
+        &[
+            "receive",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-5",
+        ],
+        &[
+            "allocate",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--qty",
+            "-1",
+        ],
+        &[
+            "transfer", "--sku", "CABLE", "--from", "A-01", "--to", "B-07", "--qty", "-2",
+        ],
+    ] {
+        let out = node.run(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
+        assert!(
+            out.json["error"]["details"]["quantity.value"].is_array(),
+            "{args:?}: the quantity's own rule, not an unknown flag: {}",
+            out.json
+        );
+    }
+    let out = node.run(&[
+        "count",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--counted",
+        "-1",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("unexpected argument"),
+        "{}",
+        out.stdout
+    );
+    let out = node.run(&[
+        "product",
+        "add",
+        "--sku",
+        "NEG",
+        "--name",
+        "N",
+        "--price",
+        "-1",
+        "--currency",
+        "EUR",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("unexpected argument"),
+        "{}",
+        out.stdout
+    );
+    // A negative adjustment is what it is for.
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "3",
+    ]);
+    node.ok(&[
+        "adjust",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "-1",
+        "--reason",
+        "DAMAGE",
+    ]);
+    assert_eq!(node.stock("CABLE", "A-01")["on_hand"], "2");
+    assert_eq!(node.outbox_len(), 6, "refusals wrote nothing");
+}
+
+#[test]
+fn with_json_every_usage_error_is_the_json_error() {
+    let node = Node::ready();
+    let cases: [(&[&str], &str); 4] = [
+        (&["ship", "--sku", "CABLE"], "qty"),
+        (
+            &[
+                "ship",
+                "--sku",
+                "CABLE",
+                "--location",
+                "A-01",
+                "--qty",
+                "lots",
+            ],
+            "qty",
+        ),
+        (&["stock", "--bogus"], "bogus"),
+        (&["resolve", "conf_x", "--clear", "--dismiss"], "clear"),
+    ];
+    for (args, field) in cases {
+        let out = node.run(args);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert_eq!(out.json["data"], Value::Null, "{args:?}: {}", out.stdout);
+        assert_eq!(
+            out.json["error"]["code"], "VALIDATION_FAILED",
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.json["error"]["details"][field].is_array(),
+            "{args:?} names {field}: {}",
+            out.stdout
+        );
+        assert_eq!(out.stderr, "", "{args:?}");
+    }
+    // Without --json, clap's usage text on stderr as before.
+    let human = run_with(&node.db, &["ship", "--sku", "CABLE"], false);
+    assert_eq!(human.code, 2);
+    assert_eq!(human.stdout, "");
+    assert!(human.stderr.contains("--qty"), "{}", human.stderr);
+}
+
+#[test]
+fn a_hub_url_without_scheme_is_bad_input_that_says_what_to_write() {
+    let node = Node::new();
+    let out = node.run(&[
+        "enroll",
+        "--hub",
+        "127.0.0.1:8080",
+        "--enrollment-key",
+        "enr_x",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert_eq!(out.json["error"]["code"], "VALIDATION_FAILED");
+    let message = out.json["error"]["details"]["hub_url"][0].as_str().unwrap();
+    assert!(message.contains("http://127.0.0.1:8080"), "{message}");
+    let human = run_with(
+        &node.db,
+        &["enroll", "--hub", "localhost:8080", "--enrollment-key", "k"],
+        false,
+    );
+    assert_eq!(human.code, 2);
+    assert!(!human.stderr.contains("offline"), "{}", human.stderr);
+    assert!(
+        human.stderr.contains("http://localhost:8080"),
+        "{}",
+        human.stderr
+    );
+}
+
+impl HubProcess {
+    /// Stops the hub, lets `lose` remove files from its data dir, and starts it again on the
+    /// same address (the devices keep their hub URL).
+    fn restart_after(&mut self, lose: &dyn Fn(&Path)) {
+        let addr = self
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        lose(self._dir.path());
+        self.child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+            .args(["hub", "--dev", "--bind", &addr, "--data-dir"])
+            .arg(self._dir.path())
+            .env("STOCKSYNC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the hub does not listen on {addr} again");
+    }
+}
+
+#[test]
+fn a_device_outlives_a_hub_that_lost_its_secret_or_its_data() {
+    let mut hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    node.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    assert_eq!(node.ok(&["sync"])["report"]["applied"], 2);
+
+    // The secret is gone: the device's pull position is "not a token this hub issued". The
+    // round starts a fresh snapshot by itself and the unsent op goes out.
+    hub.restart_after(&|dir| std::fs::remove_file(dir.join("hub-secret.key")).unwrap());
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "4",
+    ]);
+    let sync = node.run(&["sync"]);
+    assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
+    let report = &sync.json["data"]["report"];
+    assert_eq!(report["applied"], 1, "{report}");
+    assert_eq!(report["checksum_ok"], true, "{report}");
+    assert_eq!(node.stock("CABLE", "A-01")["synced_on_hand"], "4");
+    assert_eq!(
+        node.ok(&["sync"])["report"]["pulled"],
+        0,
+        "the next round is a delta"
+    );
+
+    // The data is gone (the key comes back from dev-credentials.json): enroll again, and the
+    // unsent op reaches the new hub; the ops the old one acknowledged are counted, not lost
+    // silently.
+    hub.restart_after(&|dir| {
+        for f in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    });
+    node.ok(&["location", "add", "--code", "B-07", "--name", "Aisle B"]);
+    assert_eq!(node.run(&["sync"]).code, 5, "sign-in needed");
+    let again = node.enroll(&hub, "handheld", "Scanner 1");
+    assert_eq!(again["kept_existing_device"], true);
+    assert_eq!(again["acked_before"], 3, "{again}");
+    let sync = node.run(&["sync"]);
+    assert_eq!(sync.code, 0, "{} {}", sync.stdout, sync.stderr);
+    assert_eq!(sync.json["data"]["report"]["applied"], 1, "{}", sync.json);
+    assert_eq!(
+        sync.json["data"]["report"]["checksum_ok"], true,
+        "{}",
+        sync.json
+    );
+    assert!(node.ok(&["check"])["ok"].as_bool().unwrap());
+    hub.stop();
+}
+
+/// `stocksync node --db DB run` (human output), its stdout read line by line, stderr to `log`.
+fn spawn_run(db: &Path, log: &Path) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stocksync"))
+        .arg("node")
+        .arg("--db")
+        .arg(db)
+        .arg("run")
+        .env_remove("STOCKSYNC_DB")
+        .env("STOCKSYNC_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, what: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line with {what:?} among {seen:#?}"));
+        seen.push(line.clone());
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn one_run_per_file_status_sees_it_and_its_log_reads_plainly() {
+    let hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    hub.stop(); // `run` retries with backoff: one op pending, nothing reachable.
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("run.log");
+    let (mut child, rx) = spawn_run(&node.db, &log);
+    let mut seen = Vec::new();
+    let retry = wait_line(&rx, &mut seen, "next try");
+    // "next try in 1 s", not an absolute timestamp.
+    let after = retry.split("next try ").nth(1).unwrap();
+    assert!(
+        after == "now" || (after.starts_with("in ") && after.ends_with(" s")),
+        "{retry}"
+    );
+
+    // Another process sees the live `run`, and a second one is refused.
+    let pid = child.id();
+    let status = node.ok(&["status"]);
+    assert_eq!(status["run"]["pid"], pid, "{status}");
+    let human = run_with(&node.db, &["status"], false);
+    assert!(
+        human.stdout.contains(&format!("running in process {pid}")),
+        "{}",
+        human.stdout
+    );
+    let second = node.run(&["run"]);
+    assert_eq!(second.code, 1, "{}", second.stdout);
+    assert_eq!(
+        second.json["error"]["details"]["rule"],
+        "one_run_per_database"
+    );
+    assert!(
+        second.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&pid.to_string()),
+        "{}",
+        second.json
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let stopped = wait_line(&rx, &mut seen, "stopped:");
+    assert!(
+        stopped.ends_with("stopped: 1 op pending, 0 open conflicts"),
+        "{stopped}"
+    );
+    // The same status line twice in a row is printed once (the time prefix aside).
+    let bodies: Vec<&str> = seen.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+    for pair in bodies.windows(2) {
+        assert!(
+            pair[0] != pair[1],
+            "repeated line {:?} in {seen:#?}",
+            pair[0]
+        );
+    }
+    // The log went to a file: warnings, and no colour codes in them.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("WARN") || text.contains("INFO"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in {text:?}");
+
+    // Not running any more; and a `run` killed outright leaves no lock behind.
+    assert_eq!(node.ok(&["status"])["run"], Value::Null);
+    let (mut killed, rx) = spawn_run(&node.db, &log);
+    wait_line(&rx, &mut Vec::new(), "started:");
+    killed.kill().unwrap(); // SIGKILL
+    killed.wait().unwrap();
+    assert_eq!(node.ok(&["status"])["run"], Value::Null);
+    let (mut third, rx) = spawn_run(&node.db, &log);
+    wait_line(&rx, &mut Vec::new(), "started:");
+    third.kill().unwrap();
+    third.wait().unwrap();
+}
+
+#[test]
+fn counts_say_what_was_shown_and_the_outbox_names_skus() {
+    let node = Node::ready();
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "5",
+    ]);
+    let exact = run_with(
+        &node.db,
+        &[
+            "count",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--counted",
+            "5",
+        ],
+        false,
+    );
+    assert_eq!(exact.code, 0, "{}", exact.stderr);
+    let first = exact.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("counted CABLE EACH: 5, this device showed 5: no change at A-01"),
+        "{first}"
+    );
+    let short = run_with(
+        &node.db,
+        &[
+            "count",
+            "--sku",
+            "CABLE",
+            "--location",
+            "A-01",
+            "--counted",
+            "4",
+        ],
+        false,
+    );
+    let first = short.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("counted CABLE EACH: 4, this device showed 5: -1 at A-01"),
+        "{first}"
+    );
+
+    let outbox = run_with(&node.db, &["outbox"], false);
+    assert_eq!(outbox.code, 0);
+    assert!(!outbox.stdout.contains("of prod_"), "{}", outbox.stdout);
+    assert!(
+        outbox.stdout.contains("receipt of 5 EACH CABLE at A-01"),
+        "{}",
+        outbox.stdout
+    );
+}
+
+#[test]
+fn run_prints_a_change_once() {
+    let hub = HubProcess::start();
+    let node = Node::new();
+    node.enroll(&hub, "handheld", "Scanner 1");
+    node.ok(&["location", "add", "--code", "A-01", "--name", "Aisle A"]);
+    node.ok(&["product", "add", "--sku", "CABLE", "--name", "USB-C cable"]);
+    node.ok(&["sync"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, rx) = spawn_run(&node.db, &dir.path().join("run.log"));
+    let mut seen = Vec::new();
+    wait_line(&rx, &mut seen, "status    live");
+    // Announced by the push answer, then confirmed by the pull: one line.
+    node.ok(&[
+        "receive",
+        "--sku",
+        "CABLE",
+        "--location",
+        "A-01",
+        "--qty",
+        "9",
+    ]);
+    wait_line(&rx, &mut seen, "op        applied");
+    wait_line(&rx, &mut seen, "status    live");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    wait_line(&rx, &mut seen, "stopped:");
+    let stock: Vec<&String> = seen
+        .iter()
+        .filter(|l| l.contains("stock     CABLE @ A-01: on hand 9 EACH"))
+        .collect();
+    assert_eq!(stock.len(), 1, "{seen:#?}");
+    hub.stop();
 }

@@ -134,6 +134,15 @@ impl From<crate::sync::RoundError> for NodeError {
             RoundError::AuthRequired(message) => NodeError::AuthRequired { message },
             RoundError::Store(message) => NodeError::Storage { message },
             RoundError::Transport(t) => match t {
+                // A hub URL that is no URL is bad input, not a network problem.
+                TransportError::InvalidConfig { message } => {
+                    let field = if message.starts_with("hub URL") {
+                        "hub_url"
+                    } else {
+                        "sync_settings"
+                    };
+                    NodeError::invalid(field, message)
+                }
                 TransportError::Http {
                     status,
                     code,

@@ -165,3 +165,36 @@ async fn two_devices_converge_and_the_rule_rejects_one_shipment() {
     assert!(a.check().unwrap().is_empty(), "{:?}", a.check());
     assert!(b.check().unwrap().is_empty(), "{:?}", b.check());
 }
+
+fn delta_token(db: &std::path::Path) -> Option<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT delta_token FROM sync_state", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_position_the_hub_refuses_starts_a_fresh_snapshot() {
+    let w = world().await;
+    let a = w.node("handheld", DeviceRole::Handheld).await;
+    a.add_location("A-01", "Aisle 1").unwrap();
+    a.sync_now().await.unwrap();
+    // A token this hub did not sign (as after it lost its secret): another hub's.
+    let other = world().await;
+    let b = other.node("elsewhere", DeviceRole::Tablet).await;
+    b.sync_now().await.unwrap();
+    let foreign = delta_token(&other.dir.path().join("elsewhere.db")).unwrap();
+    let db = w.dir.path().join("handheld.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE sync_state SET delta_token = ?1", [&foreign])
+        .unwrap();
+
+    a.add_product(&NewProduct::new("WID-1", "Widget")).unwrap();
+    let report = a.sync_now().await.unwrap();
+    assert_eq!(report.applied, 1, "the unsent op went out: {report:?}");
+    assert_eq!(report.checksum_ok, Some(true), "{report:?}");
+    assert!(report.pulled >= 2, "a snapshot: {report:?}");
+    assert_ne!(delta_token(&db).as_deref(), Some(foreign.as_str()));
+    assert!(a.status().unwrap().last_error.is_none());
+    assert_eq!(a.find_product("WID-1").unwrap().sku, "WID-1");
+}

@@ -8,6 +8,7 @@ mod day;
 mod verify;
 
 use crate::cli::DemoArgs;
+use crate::output::say;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +41,7 @@ impl Demo {
     pub fn scene(&mut self, title: &str) {
         let n = self.scenes.len() + 1;
         if !self.json {
-            println!("\n{n}. {title}");
+            say!("\n{n}. {title}");
         }
         self.scenes
             .push(json!({"scene": n, "title": title, "lines": []}));
@@ -51,7 +52,7 @@ impl Demo {
         let text = text.into();
         if !self.json {
             for line in text.lines() {
-                println!("   {line}");
+                say!("   {line}");
             }
         }
         if let Some(lines) = self
@@ -67,7 +68,7 @@ impl Demo {
     pub fn show(&self, text: &str) {
         if !self.json {
             for line in text.trim_end().lines() {
-                println!("   {line}");
+                say!("   {line}");
             }
         }
     }
@@ -76,7 +77,7 @@ impl Demo {
     pub fn check(&mut self, what: impl Into<String>, ok: bool) {
         let what = what.into();
         if !self.json {
-            println!("   [{}] {what}", if ok { "ok" } else { "FAILED" });
+            say!("   [{}] {what}", if ok { "ok" } else { "FAILED" });
         }
         self.checks.push((what, ok));
     }
@@ -282,7 +283,7 @@ fn finish(
             .iter()
             .map(|(what, ok)| json!({"check": what, "ok": ok}))
             .collect();
-        println!(
+        say!(
             "{}",
             json!({"data": {
                 "ok": failed == 0,
@@ -295,7 +296,7 @@ fn finish(
             }})
         );
     } else {
-        println!(
+        say!(
             "\n{} of {} checks held, in {seconds:.1} s.{}",
             demo.checks.len() - failed,
             demo.checks.len(),

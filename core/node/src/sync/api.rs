@@ -43,6 +43,7 @@ impl SyncNode {
             .enroll(enrollment_key, role.as_str(), &name)
             .await
             .map_err(RoundError::from)?;
+        let re_enrolled = existing.is_some();
         let device = match existing {
             Some(d) => {
                 if d.org_id != enrolled.organization_id || d.branch_id != enrolled.branch_id {
@@ -73,6 +74,13 @@ impl SyncNode {
             access_expires_at: chrono::Utc::now()
                 + chrono::Duration::seconds(i64::try_from(enrolled.expires_in).unwrap_or(3600)),
         })?;
+        if re_enrolled {
+            // The pull position was issued under the old enrollment, maybe by a hub that has
+            // since lost its data: the next pull is a fresh snapshot. Unsent ops stay.
+            self.inner
+                .store
+                .restart_snapshot("enrolled again: fresh snapshot")?;
+        }
         self.inner.announce_status();
         Ok(device)
     }

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use stocksync_model::OpId;
-use stocksync_protocol::{OpStatus, PushOp};
+use stocksync_protocol::{ErrorCode, OpStatus, PushOp};
 use stocksync_store::{HubCredentials, PageApplied, PushApplied, Store, StoreError};
 
 /// Why a round stopped.
@@ -309,7 +309,20 @@ impl Round<'_> {
     /// token is known before the apply), so the network and the disk work at the same time.
     async fn pull_all(&self, report: &mut SyncReport) -> Result<(), RoundError> {
         let token = blocking(self.store, |s| s.delta_token()).await?;
-        let mut response = self.fetch(token).await?;
+        let resuming = token.is_some();
+        let mut response = match self.fetch(token).await {
+            // The hub does not know this pull position: it lost its data or its secret, or the
+            // token came from another hub or scope. Like `full_sync_required`: start a fresh
+            // snapshot; unsent ops stay in the outbox and go out as usual.
+            Err(RoundError::Transport(e))
+                if resuming && e.code() == Some(ErrorCode::InvalidSyncToken) =>
+            {
+                let why = format!("the hub refused the pull position ({e}): fresh snapshot");
+                blocking(self.store, move |s| s.restart_snapshot(&why)).await?;
+                self.fetch(None).await?
+            }
+            other => other?,
+        };
         loop {
             let items = response.page.created.len()
                 + response.page.updated.len()

@@ -548,7 +548,15 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, TransportE
 /// Checks a base URL (http or https, a host, no query or fragment) and ends its path with `/`
 /// so relative paths join under it.
 pub(crate) fn parse_base_url(base_url: &str) -> Result<Url, TransportError> {
-    let mut url = Url::parse(base_url.trim())
+    let trimmed = base_url.trim();
+    // `127.0.0.1:8080` or `hub.local:8080` parse as a relative URL or as scheme `hub.local`:
+    // say what to write instead.
+    if !trimmed.contains("://") {
+        return Err(TransportError::invalid(format!(
+            "hub URL `{base_url}` has no scheme: write http://{trimmed} (or https://{trimmed})"
+        )));
+    }
+    let mut url = Url::parse(trimmed)
         .map_err(|e| TransportError::invalid(format!("hub URL `{base_url}`: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TransportError::invalid(format!(
@@ -839,6 +847,9 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        // No scheme: the message says what to write.
+        let e = parse_base_url("127.0.0.1:8080").unwrap_err();
+        assert!(e.to_string().contains("write http://127.0.0.1:8080"), "{e}");
         let cfg = TransportConfig::default();
         assert!(HubClient::new("http://127.0.0.1:1", "not-a-device", &cfg).is_err());
         let c = HubClient::new("http://127.0.0.1:1/base", "dev_1", &cfg).unwrap();
