@@ -357,7 +357,14 @@ pub fn create_from_op(
     NewProduct::from(&fields).validate()?;
     if let Some(existing) = ctx.tx.product_by_code(&ctx.org, "sku", &fields.sku)? {
         let canonical = existing.id.clone();
-        let merged = merge_into(ctx, existing, Incoming::Doc(doc), hlc, op_id, device_id)?;
+        let merged = merge_into(
+            ctx,
+            existing,
+            Incoming::Doc(Box::new(doc)),
+            hlc,
+            op_id,
+            device_id,
+        )?;
         alias(ctx, Entity::Product, id.as_str(), &canonical)?;
         return Ok(Created {
             version: Some(merged.version),
@@ -475,7 +482,7 @@ enum Incoming<'a> {
     /// One automerge change (`product_change`).
     Change(&'a [u8]),
     /// A whole document made elsewhere for the same SKU (`product_create`).
-    Doc(ProductDoc),
+    Doc(Box<ProductDoc>),
 }
 
 /// Merges `incoming` into the product's document and settles every field it touched by the
