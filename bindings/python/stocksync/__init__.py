@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import sys
 import threading
 import typing
+import weakref
 
 from . import stocksync_ffi as _ffi
 from .stocksync_ffi import *  # noqa: F401,F403  (the generated API, as its __all__ lists it)
@@ -185,7 +187,8 @@ class _ExitGuard:
     def __init__(self) -> None:
         self._idle = threading.Condition()
         self._inside = 0
-        self._running: dict = {}  # id -> node whose background sync runs
+        # Nodes whose background sync runs. Weak: dropping a node still ends its sync, as before.
+        self._running: "weakref.WeakValueDictionary[int, SyncNode]" = weakref.WeakValueDictionary()
 
     def __enter__(self) -> None:
         with self._idle:
@@ -214,7 +217,10 @@ class _ExitGuard:
             async def stop_all() -> None:
                 await asyncio.gather(*(node.stop() for node in nodes))
 
-            asyncio.run(stop_all())
+            try:
+                asyncio.run(stop_all())
+            except Exception as e:  # exiting anyway: say why, do not add a traceback
+                print(f"stocksync: could not stop background sync at exit: {e}", file=sys.stderr)
         with self._idle:
             self._idle.wait_for(lambda: self._inside == 0, self.WAIT_SECONDS)
 
