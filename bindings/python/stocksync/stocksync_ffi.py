@@ -2509,7 +2509,7 @@ class OpOutcome:
     """
     The hub's answer to one op, as the user should see it.
 """
-    def __init__(self, *, op_id:str, device_seq:int, kind:str, status:OpStatus, duplicate:bool, code:typing.Optional[str], message:typing.Optional[str], rule:typing.Optional[str], conflict_id:typing.Optional[str]):
+    def __init__(self, *, op_id:str, device_seq:int, kind:str, status:OpStatus, duplicate:bool, code:typing.Optional[str], message:typing.Optional[str], rule:typing.Optional[str], conflict_id:typing.Optional[str], canonical_id:typing.Optional[str]):
         self.op_id = op_id
         self.device_seq = device_seq
         self.kind = kind
@@ -2519,12 +2519,13 @@ class OpOutcome:
         self.message = message
         self.rule = rule
         self.conflict_id = conflict_id
+        self.canonical_id = canonical_id
         
         
 
     
     def __str__(self):
-        return "OpOutcome(op_id={}, device_seq={}, kind={}, status={}, duplicate={}, code={}, message={}, rule={}, conflict_id={})".format(self.op_id, self.device_seq, self.kind, self.status, self.duplicate, self.code, self.message, self.rule, self.conflict_id)
+        return "OpOutcome(op_id={}, device_seq={}, kind={}, status={}, duplicate={}, code={}, message={}, rule={}, conflict_id={}, canonical_id={})".format(self.op_id, self.device_seq, self.kind, self.status, self.duplicate, self.code, self.message, self.rule, self.conflict_id, self.canonical_id)
     def __eq__(self, other):
         if self.op_id != other.op_id:
             return False
@@ -2544,6 +2545,8 @@ class OpOutcome:
             return False
         if self.conflict_id != other.conflict_id:
             return False
+        if self.canonical_id != other.canonical_id:
+            return False
         return True
 
 class _UniffiFfiConverterTypeOpOutcome(_UniffiConverterRustBuffer):
@@ -2559,6 +2562,7 @@ class _UniffiFfiConverterTypeOpOutcome(_UniffiConverterRustBuffer):
             message=_UniffiFfiConverterOptionalString.read(buf),
             rule=_UniffiFfiConverterOptionalString.read(buf),
             conflict_id=_UniffiFfiConverterOptionalString.read(buf),
+            canonical_id=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -2572,6 +2576,7 @@ class _UniffiFfiConverterTypeOpOutcome(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.message)
         _UniffiFfiConverterOptionalString.check_lower(value.rule)
         _UniffiFfiConverterOptionalString.check_lower(value.conflict_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.canonical_id)
 
     @staticmethod
     def write(value, buf):
@@ -2584,6 +2589,7 @@ class _UniffiFfiConverterTypeOpOutcome(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.message, buf)
         _UniffiFfiConverterOptionalString.write(value.rule, buf)
         _UniffiFfiConverterOptionalString.write(value.conflict_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.canonical_id, buf)
 
 @dataclass
 class OutboxRow:

@@ -2876,6 +2876,11 @@ public struct OpOutcome: Equatable, Hashable {
      * The conflict it opened.
      */
     public var conflictId: String?
+    /**
+     * A create of a SKU or location code the hub already had: the existing entity's id, which
+     * this device now uses for it.
+     */
+    public var canonicalId: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2906,7 +2911,11 @@ public struct OpOutcome: Equatable, Hashable {
          */rule: String?, 
         /**
          * The conflict it opened.
-         */conflictId: String?) {
+         */conflictId: String?, 
+        /**
+         * A create of a SKU or location code the hub already had: the existing entity's id, which
+         * this device now uses for it.
+         */canonicalId: String?) {
         self.opId = opId
         self.deviceSeq = deviceSeq
         self.kind = kind
@@ -2916,6 +2925,7 @@ public struct OpOutcome: Equatable, Hashable {
         self.message = message
         self.rule = rule
         self.conflictId = conflictId
+        self.canonicalId = canonicalId
     }
 
     
@@ -2942,7 +2952,8 @@ public struct FfiConverterTypeOpOutcome: FfiConverterRustBuffer {
                 code: FfiConverterOptionString.read(from: &buf), 
                 message: FfiConverterOptionString.read(from: &buf), 
                 rule: FfiConverterOptionString.read(from: &buf), 
-                conflictId: FfiConverterOptionString.read(from: &buf)
+                conflictId: FfiConverterOptionString.read(from: &buf), 
+                canonicalId: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2956,6 +2967,7 @@ public struct FfiConverterTypeOpOutcome: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.message, into: &buf)
         FfiConverterOptionString.write(value.rule, into: &buf)
         FfiConverterOptionString.write(value.conflictId, into: &buf)
+        FfiConverterOptionString.write(value.canonicalId, into: &buf)
     }
 }
 

@@ -3928,6 +3928,12 @@ data class OpOutcome (
      * The conflict it opened.
      */
     var `conflictId`: kotlin.String?
+    , 
+    /**
+     * A create of a SKU or location code the hub already had: the existing entity's id, which
+     * this device now uses for it.
+     */
+    var `canonicalId`: kotlin.String?
     
 ){
     
@@ -3953,6 +3959,7 @@ public object FfiConverterTypeOpOutcome: FfiConverterRustBuffer<OpOutcome> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3965,7 +3972,8 @@ public object FfiConverterTypeOpOutcome: FfiConverterRustBuffer<OpOutcome> {
             FfiConverterOptionalString.allocationSize(value.`code`) +
             FfiConverterOptionalString.allocationSize(value.`message`) +
             FfiConverterOptionalString.allocationSize(value.`rule`) +
-            FfiConverterOptionalString.allocationSize(value.`conflictId`)
+            FfiConverterOptionalString.allocationSize(value.`conflictId`) +
+            FfiConverterOptionalString.allocationSize(value.`canonicalId`)
     )
 
     override fun write(value: OpOutcome, buf: ByteBuffer) {
@@ -3978,6 +3986,7 @@ public object FfiConverterTypeOpOutcome: FfiConverterRustBuffer<OpOutcome> {
             FfiConverterOptionalString.write(value.`message`, buf)
             FfiConverterOptionalString.write(value.`rule`, buf)
             FfiConverterOptionalString.write(value.`conflictId`, buf)
+            FfiConverterOptionalString.write(value.`canonicalId`, buf)
     }
 }
 
