@@ -7,8 +7,8 @@ use stocksync_hub::server;
 use stocksync_model::{Decimal, Money, NewProduct, ProductPatch};
 use stocksync_node::{DeviceRole, Movement, Resolution, StoreOptions, SyncNode};
 
-#[path = "sync/offline_creates.rs"]
-mod offline_creates;
+#[path = "sync/catalog_disagreements.rs"]
+mod catalog_disagreements;
 
 struct World {
     hub: Hub,

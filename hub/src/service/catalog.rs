@@ -689,3 +689,43 @@ pub fn create_location_from_op(
         conflict_id: None,
     })
 }
+
+/// The product a device's movement lands on when the product it names was deleted at the hub
+/// after the device recorded goods on it: the goods are real, so the movement must apply. A live
+/// product with the same SKU is the same product; otherwise the deleted one comes back (without
+/// a barcode another product took meanwhile) and a record in the queue says why.
+pub fn product_for_goods(
+    ctx: &mut Ctx<'_>,
+    id: &ProductId,
+    op_id: &str,
+    device_id: &str,
+) -> Result<ProductId, ApiError> {
+    let Some(row) = ctx.tx.product(&ctx.org, id.as_str())?.filter(|p| p.deleted) else {
+        return Ok(id.clone());
+    };
+    let sku = row.resource["sku"].as_str().unwrap_or_default().to_owned();
+    if let Some(live) = ctx.tx.product_by_code(&ctx.org, "sku", &sku)? {
+        return live
+            .id
+            .parse()
+            .map_err(|_| ApiError::internal(format!("product id `{}`", live.id)));
+    }
+    let mut doc = ProductDoc::load(&row.doc).map_err(ApiError::internal)?;
+    drop_held_barcode(ctx, id.as_str(), &mut doc, None)?;
+    let fields = doc.fields().map_err(doc_error)?;
+    let mut row = row;
+    row.deleted = false;
+    bump(ctx, row, doc, &fields, &[])?;
+    conflicts::open_notice(
+        ctx,
+        "deleted_product_moved",
+        &format!(
+            "{sku} was deleted at the hub, but a device had recorded goods on it offline: the \
+             product is back so the goods count; move them out and delete it again if it must go"
+        ),
+        op_id,
+        device_id,
+        id.as_str(),
+    )?;
+    Ok(id.clone())
+}

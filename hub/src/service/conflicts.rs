@@ -102,6 +102,33 @@ pub fn open_rejected(
     Ok((id, seq))
 }
 
+/// Opens a record that tells a person what the hub did on its own to keep goods (an applied op,
+/// unlike a rejection); only `dismiss` settles it.
+pub fn open_notice(
+    ctx: &mut Ctx<'_>,
+    rule: &str,
+    message: &str,
+    op_id: &str,
+    device_id: &str,
+    product_id: &str,
+) -> Result<String, ApiError> {
+    let id = ConflictId::new().to_string();
+    let resource = json!({
+        "id": id, "kind": "business_rule", "status": "open", "product_id": product_id,
+        "location_id": null, "field": null, "values": [], "rule": rule,
+        "code": null, "message": message, "details": { "rule": rule },
+        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
+        "created_at": ctx.now, "resolved_at": null,
+    });
+    let row = ConflictRow {
+        id: id.clone(),
+        status: "open".into(),
+        resource,
+    };
+    save(ctx, &row, "conflict.created")?;
+    Ok(id)
+}
+
 /// Opens a record for a clash over one field of a product (concurrent edits of a manual-policy
 /// field, or a barcode another product holds); returns its id.
 pub fn open_field(

@@ -203,7 +203,10 @@ fn effect(
         let a = stock::apply(ctx, &m, &origin)?;
         Ok(applied(a.seq, None))
     };
-    let body = resolve_aliases(ctx, &op.body)?;
+    let mut body = resolve_aliases(ctx, &op.body)?;
+    if let Some(product) = goods_product(&mut body) {
+        *product = catalog::product_for_goods(ctx, product, op.op_id.as_str(), device_id)?;
+    }
     match &body {
         OpBody::Transaction(t) => {
             let req = TransactionRequest {
@@ -342,6 +345,16 @@ fn resolve_aliases(ctx: &Ctx<'_>, body: &OpBody) -> Result<OpBody, ApiError> {
         | OpBody::ConflictResolution(_) => {}
     }
     Ok(body)
+}
+
+/// The product of an op that moves or promises goods.
+fn goods_product(body: &mut OpBody) -> Option<&mut stocksync_model::ProductId> {
+    match body {
+        OpBody::Transaction(t) => Some(&mut t.product_id),
+        OpBody::Transfer(t) => Some(&mut t.product_id),
+        OpBody::Allocation(a) => Some(&mut a.product_id),
+        _ => None,
+    }
 }
 
 fn canonical<T>(ctx: &Ctx<'_>, id: &mut T) -> Result<(), ApiError>

@@ -1,4 +1,5 @@
-//! Devices that create the same product or location while offline: a movement of real goods is
+//! Catalog disagreements between devices and the hub (the same product or location created on
+//! several devices offline, a product deleted while goods were recorded on it): a movement of real goods is
 //! never lost because of a catalog disagreement. Creates that collide on the SKU (or location
 //! code) become one entity at the hub and on every device; the goods recorded against each
 //! device's copy all count.
@@ -373,6 +374,64 @@ async fn the_same_sku_in_another_unit_keeps_the_first_unit() {
             device_stock(n),
             BTreeMap::from([(("ROPE".into(), "X-01".into()), d(3))])
         );
+    }
+}
+
+impl World {
+    /// `DELETE` on the hub's REST API with the dev API key.
+    async fn delete(&self, path: &str) {
+        let r = reqwest::Client::new()
+            .delete(format!(
+                "{}{}",
+                self.hub.base_url().trim_end_matches('/'),
+                path
+            ))
+            .header("X-API-Key", &self.api_key)
+            .header("X-Organization-ID", "org_demo")
+            .header("Idempotency-Key", path)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+}
+
+/// Goods recorded offline on a product the back office deleted meanwhile still count: the
+/// product comes back, and the queue says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goods_on_a_product_deleted_meanwhile_bring_it_back() {
+    let w = world().await;
+    let a = w.node("a", DeviceRole::Desktop).await;
+    let b = w.node("b", DeviceRole::Handheld).await;
+    a.add_location("A-01", "Aisle 1").unwrap();
+    a.add_product(&NewProduct::new("OLD-1", "Old stock"))
+        .unwrap();
+    a.record(&receive("OLD-1", "A-01", 10)).unwrap();
+    a.sync_now().await.unwrap();
+    b.sync_now().await.unwrap();
+    let id = b.find_product("OLD-1").unwrap().id;
+    b.record(&receive("OLD-1", "A-01", 4)).unwrap();
+    w.delete(&format!("/v1/products/{id}")).await;
+    a.sync_now().await.unwrap();
+    assert!(a.find_product("OLD-1").is_err(), "deleted on a");
+
+    let r = b.sync_now().await.unwrap();
+    assert_eq!(r.rejected, 0, "{r:?}");
+    a.sync_now().await.unwrap();
+    let hub = w.hub_stock().await;
+    assert_eq!(
+        hub,
+        BTreeMap::from([(("OLD-1".into(), "A-01".into()), d(14))])
+    );
+    for n in [&a, &b] {
+        assert_eq!(device_stock(n), hub);
+        let notice = n
+            .conflicts(false)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.rule.as_deref() == Some("deleted_product_moved"))
+            .expect("the queue says why the product is back");
+        assert!(notice.message.unwrap().contains("OLD-1"));
     }
 }
 
