@@ -1,7 +1,7 @@
-//! Catalog disagreements between devices and the hub (the same product or location created on
-//! several devices offline, a product deleted while goods were recorded on it): a movement of real goods is
-//! never lost because of a catalog disagreement. Creates that collide on the SKU (or location
-//! code) become one entity at the hub and on every device; the goods recorded against each
+//! Catalog disagreements between devices and the hub: the same product or location created on
+//! several devices offline, a product deleted while goods were recorded on it. A movement of
+//! real goods is never lost because of one: creates that collide on the SKU (or location code)
+//! become one entity at the hub and on every device, and the goods recorded against each
 //! device's copy all count.
 
 use super::*;
