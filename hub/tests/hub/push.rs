@@ -425,8 +425,11 @@ async fn a_name_clash_is_settled_by_the_later_hybrid_clock() {
         "product_change",
         json!({ "product_id": id, "base_version": 1, "fields": fb, "changes": cb }),
     );
-    op_a["hlc"] = json!(format!("{:016}.00000@{}", 1_900_000_000_000u64, a.id));
-    op_b["hlc"] = json!(format!("{:016}.00000@{}", 1_800_000_000_000u64, b.id));
+    // Both within the hub's accepted clock skew (an op further ahead is rejected: see
+    // `an_op_stamped_too_far_ahead_is_rejected_and_the_device_goes_on`).
+    let now = stocksync_hub::clock::now_millis();
+    op_a["hlc"] = json!(format!("{:016}.00000@{}", now + 60_000, a.id));
+    op_b["hlc"] = json!(format!("{:016}.00000@{}", now - 3_600_000, b.id));
     // The later edit arrives first; the earlier one must not overwrite it.
     let r = a.push(vec![op_a]).await;
     assert_eq!(statuses(&r), ["applied"]);
