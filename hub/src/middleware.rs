@@ -74,15 +74,18 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok((caller, Proof::Token)) => caller,
         Ok((caller, Proof::ApiKey)) => {
             let known = format!("{addr} {}", caller.credential_id);
-            if !state.known_keys.contains(&known, now) {
-                if let Some(refused) = state.auth_limiter.exhausted(&failures, now) {
-                    return too_many(&state, &refused).into_response();
-                }
+            if !state.known_keys.contains(&known, now)
+                && let Some(refused) = state.auth_limiter.exhausted(&failures, now)
+            {
+                return too_many(&state, &refused).into_response();
             }
             state.known_keys.mark(&known, now);
             caller
         }
-        Err(Refusal { error, guess: false }) => return error.into_response(),
+        Err(Refusal {
+            error,
+            guess: false,
+        }) => return error.into_response(),
         Err(Refusal { error, guess: true }) => {
             let decision = state.auth_limiter.check(&failures, now);
             return if decision.allowed {

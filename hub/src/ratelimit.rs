@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(rl.exhausted("k", T0 + 60), None);
         assert!(rl.check("k", T0 + 60).allowed);
         assert_eq!(rl.exhausted("other", T0), None);
-        assert_eq!(RateLimiter::new(0, Duration::from_secs(1)).exhausted("k", T0), None);
+        assert_eq!(
+            RateLimiter::new(0, Duration::from_secs(1)).exhausted("k", T0),
+            None
+        );
     }
 
     #[test]

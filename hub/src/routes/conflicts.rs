@@ -66,9 +66,7 @@ pub(super) async fn show(
 ) -> Result<Reply, ApiError> {
     caller.require(READ)?;
     let row = state
-        .read(move |tx| {
-            conflicts::find(tx, &caller.org, &id, caller.branches.as_deref())
-        })
+        .read(move |tx| conflicts::find(tx, &caller.org, &id, caller.branches.as_deref()))
         .await?;
     Ok(Reply::ok(row.resource))
 }

@@ -1065,7 +1065,8 @@ async fn guessed_credentials_are_limited_per_address_and_valid_ones_go_on() {
     assert_eq!(hub.api().get("/v1/products").await.status, 200);
     let d = hub.enroll().await;
     // Someone at the same address guesses: unknown API keys and forged tokens both count.
-    let [head, payload, _] = <[&str; 3]>::try_from(d.access.split('.').collect::<Vec<_>>()).unwrap();
+    let [head, payload, _] =
+        <[&str; 3]>::try_from(d.access.split('.').collect::<Vec<_>>()).unwrap();
     let forged = format!("{head}.{payload}.{}", b64(&[7u8; 32]));
     for c in [
         here.with("X-API-Key", "ssk_guess_1"),
@@ -1076,7 +1077,10 @@ async fn guessed_credentials_are_limited_per_address_and_valid_ones_go_on() {
         refused(&hub, &r, 401, "AUTHENTICATION_FAILED", &DEMO_HIDDEN);
     }
     // The address's budget is used up: any further guess is 429 with Retry-After...
-    let r = here.with("X-API-Key", "ssk_guess_3").get("/v1/products").await;
+    let r = here
+        .with("X-API-Key", "ssk_guess_3")
+        .get("/v1/products")
+        .await;
     refused(&hub, &r, 429, "RATE_LIMIT_EXCEEDED", &DEMO_HIDDEN);
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
@@ -1089,10 +1093,16 @@ async fn guessed_credentials_are_limited_per_address_and_valid_ones_go_on() {
     // token (signed: nothing to guess), and every credential elsewhere.
     assert_eq!(hub.api().get("/v1/products").await.status, 200);
     assert_eq!(d.client.get("/v1/products").await.status, 200);
-    let r = elsewhere.with("X-API-Key", NORTH_KEY).get("/v1/products").await;
+    let r = elsewhere
+        .with("X-API-Key", NORTH_KEY)
+        .get("/v1/products")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     // Elsewhere has a budget of its own, and enrollment here has its own too.
-    let r = elsewhere.with("X-API-Key", "ssk_guess_4").get("/v1/products").await;
+    let r = elsewhere
+        .with("X-API-Key", "ssk_guess_4")
+        .get("/v1/products")
+        .await;
     refused(&hub, &r, 401, "AUTHENTICATION_FAILED", &DEMO_HIDDEN);
     hub.enroll().await;
     // A request with no credential guesses nothing: still the plain 401.

@@ -579,11 +579,18 @@ async fn an_op_stamped_too_far_ahead_is_rejected_and_the_device_goes_on() {
     assert_eq!(statuses(&r), ["rejected"], "{}", r.text);
     let r = hub
         .api()
-        .put(&format!("/v1/products/{id}"), json!({ "name": "From REST" }), None)
+        .put(
+            &format!("/v1/products/{id}"),
+            json!({ "name": "From REST" }),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let mut later = d.op("product_change", body);
-    stamp(&mut later, stocksync_hub::clock::now_millis() + 4 * 60_000 + 30_000);
+    stamp(
+        &mut later,
+        stocksync_hub::clock::now_millis() + 4 * 60_000 + 30_000,
+    );
     let r = d.push(vec![later]).await;
     assert_eq!(statuses(&r), ["applied"], "{}", r.text);
     let p = hub.api().get(&format!("/v1/products/{id}")).await;

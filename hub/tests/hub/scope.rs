@@ -15,9 +15,17 @@ use std::time::Duration;
 
 /// Operations that hold no branch's records, and why.
 const NOT_BRANCH_SCOPED: [(&str, &str, &str); 10] = [
-    ("GET", "/v1/health", "public liveness: no credential, no tenant data"),
+    (
+        "GET",
+        "/v1/health",
+        "public liveness: no credential, no tenant data",
+    ),
     ("GET", "/v1/openapi.json", "public: this document"),
-    ("GET", "/metrics", "public: counts by route and status, no tenant data"),
+    (
+        "GET",
+        "/metrics",
+        "public: counts by route and status, no tenant data",
+    ),
     (
         "POST",
         "/v1/auth/devices",
@@ -29,11 +37,27 @@ const NOT_BRANCH_SCOPED: [(&str, &str, &str); 10] = [
         "/v1/oauth/token",
         "no credential: the refresh token names its device, whose branch the new pair carries",
     ),
-    ("GET", "/v1/products", "the catalog is the organization's, shared by its branches"),
+    (
+        "GET",
+        "/v1/products",
+        "the catalog is the organization's, shared by its branches",
+    ),
     ("POST", "/v1/products", "the catalog is the organization's"),
-    ("GET", "/v1/products/{id}", "the catalog is the organization's (no stock in it)"),
-    ("PUT", "/v1/products/{id}", "the catalog is the organization's"),
-    ("DELETE", "/v1/products/{id}", "the catalog is the organization's"),
+    (
+        "GET",
+        "/v1/products/{id}",
+        "the catalog is the organization's (no stock in it)",
+    ),
+    (
+        "PUT",
+        "/v1/products/{id}",
+        "the catalog is the organization's",
+    ),
+    (
+        "DELETE",
+        "/v1/products/{id}",
+        "the catalog is the organization's",
+    ),
 ];
 
 /// What the main branch (`br_main`) holds: everything a north-limited caller must not see or
@@ -110,9 +134,8 @@ async fn main_world(hub: &TestHub) -> Main {
         )
         .await,
     );
-    let allocate = |n: &str| {
-        json!({ "product_id": seed.product, "location_id": seed.a, "quantity": qty(n) })
-    };
+    let allocate =
+        |n: &str| json!({ "product_id": seed.product, "location_id": seed.a, "quantity": qty(n) });
     let open_allocation = id_of(&api.post("/v1/allocations", allocate("2")).await);
     let released_allocation = id_of(&api.post("/v1/allocations", allocate("1")).await);
     let r = api
@@ -260,12 +283,8 @@ fn probes(m: &Main, north: &str) -> Vec<Probe> {
     );
     let (open, released) = (m.open_allocation.as_str(), m.released_allocation.as_str());
     let conflict = m.conflict.as_str();
-    let movement = |kind: &str, loc: &str| {
-        json!({ "transaction_type": kind, "product_id": p, "location_id": loc, "quantity": qty("1") })
-    };
-    let transfer = |from: &str, to: &str| {
-        json!({ "product_id": p, "from_location_id": from, "to_location_id": to, "quantity": qty("1") })
-    };
+    let movement = |kind: &str, loc: &str| json!({ "transaction_type": kind, "product_id": p, "location_id": loc, "quantity": qty("1") });
+    let transfer = |from: &str, to: &str| json!({ "product_id": p, "from_location_id": from, "to_location_id": to, "quantity": qty("1") });
     let mut out = vec![
         get(
             "/v1/products/{id}/inventory",
@@ -541,7 +560,13 @@ async fn every_operation_keeps_a_branch_limited_caller_out_of_other_branches() {
     assert!(both.is_empty(), "walked and exempt: {both:?}");
 
     let before = main_state(&hub, &m).await;
-    assert_eq!(before["/v1/conflicts?pageSize=200"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        before["/v1/conflicts?pageSize=200"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     for (who, client) in &callers {
         for probe in &probes {
@@ -679,7 +704,10 @@ async fn every_operation_keeps_a_branch_limited_caller_out_of_other_branches() {
     let bearer = format!("Bearer {}", device.access);
     let mut sockets = Vec::new();
     for headers in [
-        vec![("X-API-Key", NORTH_KEY), ("X-Organization-ID", org.as_str())],
+        vec![
+            ("X-API-Key", NORTH_KEY),
+            ("X-Organization-ID", org.as_str()),
+        ],
         vec![
             ("Authorization", bearer.as_str()),
             ("X-Organization-ID", org.as_str()),
@@ -695,7 +723,10 @@ async fn every_operation_keeps_a_branch_limited_caller_out_of_other_branches() {
     }
     // Main: a movement, a rejected op's new record, and the settling of main's record.
     hub.receive(p, a, "1").await;
-    let r = m.device.push(vec![m.device.movement("shipment", p, b, "999")]).await;
+    let r = m
+        .device
+        .push(vec![m.device.movement("shipment", p, b, "999")])
+        .await;
     assert_eq!(r.data()["results"][0]["status"], "rejected", "{}", r.text);
     let r = hub
         .api()

@@ -222,10 +222,19 @@ mod tests {
             )
             .unwrap()
         };
-        assert_eq!(branch("conflicts", "id", "conf_dev").as_deref(), Some("br_b"));
-        assert_eq!(branch("conflicts", "id", "conf_loc").as_deref(), Some("br_a"));
+        assert_eq!(
+            branch("conflicts", "id", "conf_dev").as_deref(),
+            Some("br_b")
+        );
+        assert_eq!(
+            branch("conflicts", "id", "conf_loc").as_deref(),
+            Some("br_a")
+        );
         assert_eq!(branch("conflicts", "id", "conf_field"), None);
-        assert_eq!(branch("feed", "entity_id", "conf_dev").as_deref(), Some("br_b"));
+        assert_eq!(
+            branch("feed", "entity_id", "conf_dev").as_deref(),
+            Some("br_b")
+        );
         assert_eq!(branch("feed", "entity_id", "conf_field"), None);
     }
 }
