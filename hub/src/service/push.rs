@@ -157,11 +157,6 @@ fn subject(body: &OpBody) -> (Option<String>, Option<String>) {
     }
 }
 
-/// The branches a device's ops act in (another branch's records are 404 to them).
-fn branches(caller: &Caller) -> Option<&[String]> {
-    caller.branches.as_deref()
-}
-
 fn scope_of(kind: OpKind) -> &'static str {
     match kind {
         OpKind::Transaction | OpKind::Transfer => "inventory.transactions.create",
@@ -243,7 +238,8 @@ fn effect(
             ctx,
         ),
         OpBody::AllocationRelease(r) => {
-            let m = stock::release_movement(ctx, r.allocation_id.as_str(), branches(caller))?;
+            let branches = caller.branches.as_deref();
+            let m = stock::release_movement(ctx, r.allocation_id.as_str(), branches)?;
             movement(m, ctx)
         }
         OpBody::ProductCreate(p) => {
@@ -292,7 +288,7 @@ fn effect(
                 value: c.value.clone(),
             };
             let id = c.conflict_id.as_str();
-            let r = conflicts::resolve(ctx, id, &req, device_id, branches(caller))?;
+            let r = conflicts::resolve(ctx, id, &req, device_id, caller.branches.as_deref())?;
             let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
             Ok(applied(seq, r["resolution"]["product_version"].as_u64()))
         }
