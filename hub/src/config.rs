@@ -18,7 +18,9 @@ pub struct HubConfig {
     /// The rate-limit window.
     pub rate_window: Duration,
     /// Enrollment and refresh calls per client address per window (0: unlimited): the routes
-    /// that take a secret in the body, so guessing keys is slow.
+    /// that take a secret in the body, so guessing keys is slow. The same number bounds, counted
+    /// apart, the failed authentications (unknown API keys, tokens the hub did not sign) an
+    /// address may make on the other routes per window.
     pub auth_rate_limit: u32,
     /// Access token lifetime (the contract says one hour).
     pub access_ttl_secs: i64,

@@ -57,14 +57,47 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
 
 /// Authenticates, checks the tenancy headers and the rate limit, and hands the [`Caller`] to
 /// the handler through the request's extensions.
+///
+/// A credential the hub does not know (an unknown API key, a bearer token that is not one the
+/// hub signed) counts against its client address's budget of failed authentications (the
+/// enrollment limit, `auth_rate_limit` per window, counted apart from enrollment calls); once it
+/// is used up the address gets 429 for the rest of the window, for right and wrong API keys
+/// alike, so a guesser cannot tell a hit from the status. What is not held back: a valid device
+/// token (signed by the hub, so it cannot be guessed), an API key that already worked from this
+/// address within a day (a guesser behind the same NAT does not lock a working integration out),
+/// and every other address.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
+    let addr = client_addr(&req);
+    let failures = format!("auth-failures:{addr}");
     let caller = match identify(&state, req.headers()) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Ok((caller, Proof::Token)) => caller,
+        Ok((caller, Proof::ApiKey)) => {
+            let known = format!("{addr} {}", caller.credential_id);
+            if !state.known_keys.contains(&known, now)
+                && let Some(refused) = state.auth_limiter.exhausted(&failures, now)
+            {
+                return too_many(&state, &refused).into_response();
+            }
+            state.known_keys.mark(&known, now);
+            caller
+        }
+        Err(Refusal {
+            error,
+            guess: false,
+        }) => return error.into_response(),
+        Err(Refusal { error, guess: true }) => {
+            let decision = state.auth_limiter.check(&failures, now);
+            return if decision.allowed {
+                error
+            } else {
+                too_many(&state, &decision)
+            }
+            .into_response();
+        }
     };
     // Counted as soon as the credential is known: a request it makes with wrong tenancy
     // headers is an authenticated request too, and carries the rate-limit headers.
-    let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
     let decision = state.limiter.check(&caller.credential_id, now);
     let mut response = if decision.allowed {
         match tenancy(&state, caller, req.headers(), req.uri().path()) {
@@ -92,18 +125,23 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 /// Limits the enrollment and refresh routes per client address: they take secrets in the body
 /// and need no credential, so this is what makes guessing slow.
 pub async fn limit_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
     let now = u64::try_from(crate::clock::now_unix()).unwrap_or(0);
-    let decision = state.auth_limiter.check(&format!("addr:{addr}"), now);
+    let decision = state
+        .auth_limiter
+        .check(&format!("addr:{}", client_addr(&req)), now);
     if decision.allowed {
         next.run(req).await
     } else {
         too_many(&state, &decision).into_response()
     }
+}
+
+/// The client's IP address (the peer of the connection; no proxy header is trusted).
+fn client_addr(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn too_many(state: &AppState, decision: &crate::ratelimit::RateDecision) -> ApiError {
@@ -135,18 +173,46 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Api
     }
 }
 
+/// How a caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proof {
+    /// A device token the hub signed.
+    Token,
+    /// An API key the hub knows.
+    ApiKey,
+}
+
+/// Why a request has no caller.
+struct Refusal {
+    /// The answer.
+    error: ApiError,
+    /// A secret the hub does not know was presented (an unknown API key, a token the hub did
+    /// not sign): what guessing looks like, so it counts against the address.
+    guess: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            guess: false,
+        }
+    }
+}
+
 /// Who is calling: a valid, unrevoked device token or a known API key.
-fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+fn identify(state: &AppState, headers: &HeaderMap) -> Result<(Caller, Proof), Refusal> {
     let directory = state.directory.read().unwrap_or_else(|p| p.into_inner());
     let bearer = header(headers, "authorization").map_err(|_| bad_credential())?;
     let api_key = header(headers, h::API_KEY).map_err(|_| bad_credential())?;
-    let caller = if let Some(auth) = bearer {
+    let (caller, proof) = if let Some(auth) = bearer {
         let token = match auth.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => {
                 return Err(ApiError::unauthenticated(
                     "The Authorization header must be `Bearer <token>`",
-                ));
+                )
+                .into());
             }
         };
         let claims = jwt::verify(&state.secrets.jwt, token, crate::clock::now_unix()).map_err(
@@ -154,43 +220,60 @@ fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
                 jwt::JwtError::Expired => ApiError::new(
                     ErrorCode::TokenExpired,
                     "The access token expired; refresh it at POST /v1/oauth/token",
-                ),
-                other => ApiError::unauthenticated(format!("Invalid access token: {other}")),
+                )
+                .into(),
+                // Signed by the hub, only early: not a guess.
+                jwt::JwtError::NotYetValid => {
+                    ApiError::unauthenticated(format!("Invalid access token: {e}")).into()
+                }
+                other => Refusal {
+                    error: ApiError::unauthenticated(format!("Invalid access token: {other}")),
+                    guess: true,
+                },
             },
         )?;
         if directory.revoked_families.contains(&claims.fam) {
             return Err(ApiError::unauthenticated(
                 "This device's tokens were revoked; enroll it again",
-            ));
+            )
+            .into());
         }
-        Caller {
+        let caller = Caller {
             org: claims.org,
             branches: Some(vec![claims.branch]),
             device_id: Some(claims.sub.clone()),
             scopes: claims.permissions,
             credential_id: claims.sub,
-        }
+            family: Some(claims.fam),
+        };
+        (caller, Proof::Token)
     } else if let Some(key) = api_key {
         let record = directory
             .api_keys
             .get(&crate::auth::secret::hash_secret(key))
-            .ok_or_else(|| ApiError::unauthenticated("Unknown API key"))?;
-        Caller {
+            .ok_or_else(|| Refusal {
+                error: ApiError::unauthenticated("Unknown API key"),
+                guess: true,
+            })?;
+        let caller = Caller {
             org: record.org_id.clone(),
             branches: record.branch_id.clone().map(|b| vec![b]),
             device_id: None,
             scopes: record.scopes.clone(),
             credential_id: record.id.clone(),
-        }
+            family: None,
+        };
+        (caller, Proof::ApiKey)
     } else {
         return Err(ApiError::unauthenticated(
             "No credential: send `Authorization: Bearer <token>` or `X-API-Key`",
-        ));
+        )
+        .into());
     };
     if !directory.branches.contains_key(&caller.org) {
-        return Err(bad_credential());
+        return Err(bad_credential().into());
     }
-    Ok(caller)
+    Ok((caller, proof))
 }
 
 /// The tenancy headers: the organization must be the caller's, the device the token's, the

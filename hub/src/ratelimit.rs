@@ -1,4 +1,5 @@
-//! Per-credential fixed-window rate limiting. Pure logic: the caller passes
+//! Fixed-window rate limiting (per credential, and per client address for the routes that take
+//! secrets and for failed authentications). Pure logic: the caller passes
 //! the current time, so the limiter is deterministic under test.
 
 use std::collections::HashMap;
@@ -126,6 +127,78 @@ impl RateLimiter {
             }
         }
     }
+
+    /// Whether `key` has used up its window at `now_unix_secs`, without counting a request:
+    /// `Some` (a refusal, with when to retry) when the next [`RateLimiter::check`] would refuse.
+    pub fn exhausted(&self, key: &str, now_unix_secs: u64) -> Option<RateDecision> {
+        if self.limit == 0 {
+            return None;
+        }
+        let now = now_unix_secs;
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let window = state.windows.get(key)?;
+        let reset_unix = window.start.saturating_add(self.window_secs);
+        let current = now >= window.start && now < reset_unix;
+        (current && window.count >= self.limit).then(|| RateDecision {
+            allowed: false,
+            limit: self.limit,
+            remaining: 0,
+            reset_unix,
+            retry_after_secs: reset_unix.saturating_sub(now).max(1),
+        })
+    }
+}
+
+/// Keys seen recently (within `ttl`), for "this API key has worked from this address before":
+/// such a key keeps working while the address is refused for others' failed guesses, so a
+/// guesser sharing the address (a shop's NAT) does not lock a working integration out.
+///
+/// Bounded like [`RateLimiter`]: past 10 000 keys, entries older than `ttl` are dropped.
+#[derive(Debug)]
+pub struct Recent {
+    ttl_secs: u64,
+    state: Mutex<State>,
+}
+
+impl Recent {
+    /// Remembers keys for `ttl` (whole seconds, at least 1).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl_secs: ttl.as_secs().max(1),
+            state: Mutex::new(State {
+                windows: HashMap::new(),
+                prune_at: PRUNE_THRESHOLD,
+            }),
+        }
+    }
+
+    /// Notes `key` at `now_unix_secs`.
+    pub fn mark(&self, key: &str, now_unix_secs: u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ttl = self.ttl_secs;
+        if !state.windows.contains_key(key) && state.windows.len() >= state.prune_at {
+            state
+                .windows
+                .retain(|_, w| now_unix_secs >= w.start && now_unix_secs - w.start < ttl);
+            state.prune_at = PRUNE_THRESHOLD.max(state.windows.len().saturating_mul(2));
+        }
+        state.windows.insert(
+            key.to_owned(),
+            Window {
+                start: now_unix_secs,
+                count: 1,
+            },
+        );
+    }
+
+    /// Whether `key` was noted less than `ttl` before `now_unix_secs`.
+    pub fn contains(&self, key: &str, now_unix_secs: u64) -> bool {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .windows
+            .get(key)
+            .is_some_and(|w| now_unix_secs >= w.start && now_unix_secs - w.start < self.ttl_secs)
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +226,48 @@ mod tests {
         let d = rl.check("k", T0 + 59);
         assert!(!d.allowed);
         assert_eq!(d.retry_after_secs, 1);
+    }
+
+    #[test]
+    fn exhausted_looks_without_counting() {
+        let rl = RateLimiter::new(2, Duration::from_secs(60));
+        assert_eq!(rl.exhausted("k", T0), None);
+        assert!(rl.check("k", T0).allowed);
+        for _ in 0..5 {
+            assert_eq!(rl.exhausted("k", T0 + 1), None);
+        }
+        assert!(rl.check("k", T0 + 2).allowed);
+        let d = rl.exhausted("k", T0 + 10).unwrap();
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_secs, 50);
+        assert_eq!(d.reset_unix, T0 + 60);
+        // The window ends: free again, for both.
+        assert_eq!(rl.exhausted("k", T0 + 60), None);
+        assert!(rl.check("k", T0 + 60).allowed);
+        assert_eq!(rl.exhausted("other", T0), None);
+        assert_eq!(
+            RateLimiter::new(0, Duration::from_secs(1)).exhausted("k", T0),
+            None
+        );
+    }
+
+    #[test]
+    fn recent_keys_expire_and_stay_bounded() {
+        let r = Recent::new(Duration::from_secs(100));
+        assert!(!r.contains("a", T0));
+        r.mark("a", T0);
+        assert!(r.contains("a", T0 + 99));
+        assert!(!r.contains("a", T0 + 100));
+        assert!(!r.contains("a", T0 - 1));
+        r.mark("a", T0 + 150);
+        assert!(r.contains("a", T0 + 200));
+        let r = Recent::new(Duration::from_secs(100));
+        for i in 0..PRUNE_THRESHOLD {
+            r.mark(&format!("old{i}"), T0);
+        }
+        r.mark("fresh", T0 + 1000);
+        assert_eq!(r.state.lock().unwrap().windows.len(), 1);
+        assert!(r.contains("fresh", T0 + 1000));
     }
 
     #[test]

@@ -119,6 +119,10 @@ impl Hub {
     }
 }
 
+/// How long an API key that worked from an address keeps working there while that address is
+/// refused for failed authentications.
+const KNOWN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Opens storage and builds the shared state.
 pub fn open_state(
     config: HubConfig,
@@ -141,6 +145,7 @@ pub fn open_state(
     Ok(AppState(Arc::new(Inner {
         limiter,
         auth_limiter,
+        known_keys: crate::ratelimit::Recent::new(KNOWN_KEY_TTL),
         config,
         storage: Arc::new(storage),
         secrets,
@@ -149,6 +154,7 @@ pub fn open_state(
         bus,
         clock: Mutex::new(Clock::resume("hub", 0, 0)),
         shutdown,
+        revocations: watch::channel(0).0,
         publish: Mutex::new(()),
     })))
 }

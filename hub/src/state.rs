@@ -28,8 +28,12 @@ pub struct Inner {
     pub directory: RwLock<Directory>,
     /// Per-credential request limits.
     pub limiter: RateLimiter,
-    /// Per-address limits of the enrollment and refresh routes.
+    /// Per-address limits of the enrollment and refresh routes, and of failed authentications
+    /// (counted under separate keys).
     pub auth_limiter: RateLimiter,
+    /// (address, API key id) pairs that authenticated lately: such a key keeps working while
+    /// its address is refused for failed guesses.
+    pub known_keys: crate::ratelimit::Recent,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// Committed changes for WebSocket subscribers.
@@ -38,6 +42,9 @@ pub struct Inner {
     pub clock: Mutex<Clock>,
     /// Flips to true on shutdown, so WebSocket tasks close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Bumped whenever a refresh-token family is revoked, so WebSocket sessions of that family
+    /// close (they look their family up in [`Directory::revoked_families`]).
+    pub revocations: tokio::sync::watch::Sender<u64>,
     /// Held from before a commit until its events are sent, so frames leave in `seq` order.
     pub publish: Mutex<()>,
 }
@@ -65,6 +72,26 @@ pub struct Ctx<'t> {
 }
 
 impl AppState {
+    /// Revokes a refresh-token family in memory (storage has it already): its access tokens are
+    /// refused from now on and its open WebSocket sessions close.
+    pub fn revoke_family(&self, family: String) {
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoked_families
+            .insert(family);
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Whether a family was revoked.
+    pub fn family_revoked(&self, family: &str) -> bool {
+        self.directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .revoked_families
+            .contains(family)
+    }
+
     /// Runs `f` against a read snapshot.
     pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where

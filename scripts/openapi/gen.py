@@ -542,8 +542,8 @@ parameters = {
     "MobileDeviceIdRequired": hparam("X-Mobile-Device-Id", True, "The calling device; must equal "
                                      "the token's device, else 403.", idp("dev")),
     "IdempotencyKey": hparam("Idempotency-Key", True,
-                             "Required (400 if missing). Scope: organization + endpoint + key, kept "
-                             "at least 24 h. Same key and body: the original result again with "
+                             "Required (400 if missing). Scope: organization + the credential's branch "
+                             "scope + endpoint + key, kept at least 24 h. Same key and body: the original result again with "
                              "status 200 and `meta.idempotent: true`; same key, other body: 422 "
                              "`IDEMPOTENCY_KEY_REUSED`.",
                              {"type": "string", "minLength": 1, "maxLength": 255}),
@@ -625,7 +625,9 @@ err_resp("Conflict", "ConflictError", "`CONFLICT`.")
 err_resp("PayloadTooLarge", "PayloadTooLargeError", "`PAYLOAD_TOO_LARGE`.")
 err_resp("Unprocessable", "UnprocessableError", "`IDEMPOTENCY_KEY_REUSED` or "
          "`BUSINESS_RULE_VIOLATION` (`details.rule`).")
-err_resp("TooManyRequests", "RateLimitedError", "`RATE_LIMIT_EXCEEDED`.",
+err_resp("TooManyRequests", "RateLimitedError", "`RATE_LIMIT_EXCEEDED`: the credential's "
+         "requests per window, or its client address's budget of failed authentications (unknown "
+         "API keys, tokens the hub did not sign) is used up.",
          {"Retry-After": H("RetryAfter")})
 responses["ServerError"] = {"description": "`INTERNAL_ERROR` (a bug) or `SERVICE_UNAVAILABLE` "
                                            "(with `Retry-After`).",
@@ -708,7 +710,8 @@ op("post", "/v1/auth/devices", "enrollDevice", "auth", "Enroll a device", auth=F
    extra_responses={
        "401": {"description": "`AUTHENTICATION_FAILED`: unknown or revoked enrollment key.",
                "headers": hdrs(False), "content": json_content(S("UnauthorizedError"))},
-       "409": {"description": "`CONFLICT`: the device id is enrolled in another organization.",
+       "409": {"description": "`CONFLICT`: the device id is enrolled in another organization "
+                              "or another branch.",
                "headers": hdrs(False), "content": json_content(S("ConflictError"))}})
 op("post", "/v1/oauth/token", "refreshToken", "auth", "Refresh device tokens", auth=False,
    description="Rotates the refresh token. Presenting a refresh token that was already used "
@@ -858,7 +861,11 @@ op("post", "/v1/sync/push", "pushOps", "sync", "Push recorded ops", scopes=[],
    body=jbody(S("PushRequest")),
    description="A device's ops, applied in `device_seq` order. Each `op_id` takes effect at most "
                "once, forever: a resend answers `duplicate` with `original_status`. Each op needs "
-               "the scope of its kind.",
+               "the scope of its kind and acts in the device's branch only (another branch's "
+               "records are `NOT_FOUND` or `PERMISSION_DENIED` to it). An op whose `hlc` is more "
+               "than 5 minutes ahead of the hub's clock is `rejected` (`VALIDATION_FAILED` on "
+               "`hlc`); its `device_seq` is used up like any rejected op's, so the ops after it "
+               "go on.",
    ok=("One result per op.", envelope("PushResponse", S("PushResponseData"))),
    errors=["413", "422"])
 op("get", "/v1/inventory/delta", "getDelta", "sync", "Pull changes", scopes=R_READ,
@@ -887,9 +894,10 @@ ws = op("get", "/v1/ws", "openWebSocket", "sync", "Live changes (WebSocket)", sc
             "channels}`, `unsubscribed`, `ping`, `pong`, `error` `{error: {code, message}}` (a bad "
             "frame; the connection stays up), and change frames `inventory.update`, "
             "`product.update`, `conflict.created`, `conflict.resolved` `{type, seq, timestamp, "
-            "data}`.\n\nThe hub pings; a silent peer is dropped. A live frame is a hint to pull: "
-            "the delta token stays the single source of truth, and a gap in `seq` is healed by "
-            "the next pull."),
+            "data}`.\n\nThe hub pings; a silent peer is dropped. When the token's refresh "
+            "family is revoked (a reused refresh token), the hub closes the connection (1008). "
+            "A live frame is a hint to pull: the delta token stays the single source of truth, "
+            "and a gap in `seq` is healed by the next pull."),
         extra_responses={"101": {"description": "Switching Protocols: the connection is now a "
                                                 "WebSocket.", "headers": hdrs(True)}})
 ws["parameters"] += [

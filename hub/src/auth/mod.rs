@@ -60,6 +60,9 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// A name for logs and rate limits (`dev_…` or `key_…`), never a secret.
     pub credential_id: String,
+    /// For device tokens, the refresh-token family the token was issued in: revoking it ends
+    /// the token's requests and its open WebSocket sessions.
+    pub family: Option<String>,
 }
 
 impl Caller {

@@ -47,7 +47,7 @@ pub enum Refreshed {
     Reused(String),
 }
 
-/// Enrolls a device (or enrolls it again in the same organization) and issues its first pair.
+/// Enrolls a device (or enrolls it again in the same branch) and issues its first pair.
 pub fn enroll(state: &AppState, tx: &mut dyn Tx, req: &EnrollRequest) -> Result<Value, ApiError> {
     let device_id =
         DeviceId::parse(&req.device_id).map_err(|e| ApiError::field("device_id", e.to_string()))?;
@@ -70,6 +70,16 @@ pub fn enroll(state: &AppState, tx: &mut dyn Tx, req: &EnrollRequest) -> Result<
             return Err(ApiError::new(
                 stocksync_protocol::ErrorCode::Conflict,
                 "This device id is enrolled in another organization",
+            ));
+        }
+        // An enrollment key speaks for its branch only: taking over a device id of another
+        // branch would let its holder push as that device (and, with a huge `device_seq`, lock
+        // the real one out). The same branch may enroll the id again (a device that lost its
+        // tokens); a device that really moves mints a new id.
+        Some(d) if d.branch_id != key.branch_id => {
+            return Err(ApiError::new(
+                stocksync_protocol::ErrorCode::Conflict,
+                "This device id is enrolled in another branch",
             ));
         }
         Some(d) => d.last_seq,

@@ -52,12 +52,7 @@ pub(super) async fn token(
     match outcome {
         Refreshed::Pair(pair) => Ok(Reply::ok(pair)),
         Refreshed::Reused(family) => {
-            state
-                .directory
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .revoked_families
-                .insert(family);
+            state.revoke_family(family);
             Err(ApiError::unauthenticated(
                 "This refresh token was already used: every token of this device was revoked; enroll again",
             ))

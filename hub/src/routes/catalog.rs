@@ -198,7 +198,7 @@ pub(super) async fn create_product(
     let req = body.value;
     let reply = keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/products",
         &headers,
         &body.canonical,
@@ -314,7 +314,7 @@ pub(super) async fn create_location(
     }
     keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/inventory/locations",
         &headers,
         &body.canonical,

@@ -1,4 +1,5 @@
-//! The manual queue: list, show, resolve.
+//! The manual queue: list, show, resolve. A branch-limited caller sees its branches' records and
+//! the branch-less ones (a product's field clash); another branch's record is 404.
 
 use super::{Paging, keyed, page_reply};
 use crate::auth::Caller;
@@ -44,8 +45,14 @@ pub(super) async fn list(
     .resolve()?;
     let (rows, total) = state
         .read(move |tx| {
-            tx.conflicts(&caller.org, q.status.as_deref(), offset, size)
-                .map_err(ApiError::from)
+            tx.conflicts(
+                &caller.org,
+                q.status.as_deref(),
+                caller.branches.as_deref(),
+                offset,
+                size,
+            )
+            .map_err(ApiError::from)
         })
         .await?;
     let items = rows.into_iter().map(|r| r.resource).collect();
@@ -59,10 +66,7 @@ pub(super) async fn show(
 ) -> Result<Reply, ApiError> {
     caller.require(READ)?;
     let row = state
-        .read(move |tx| {
-            tx.conflict(&caller.org, &id)?
-                .ok_or_else(|| ApiError::not_found("conflict", &id))
-        })
+        .read(move |tx| conflicts::find(tx, &caller.org, &id, caller.branches.as_deref()))
         .await?;
     Ok(Reply::ok(row.resource))
 }
@@ -77,14 +81,18 @@ pub(super) async fn resolve(
     caller.require(RESOLVE)?;
     let req = body.value;
     let by = caller.credential_id.clone();
+    let branches = caller.branches.clone();
     let endpoint = format!("POST /v1/conflicts/{id}/resolve");
     keyed(
         &state,
-        &caller.org,
+        &caller,
         &endpoint,
         &headers,
         &body.canonical,
-        move |ctx| Ok((200, conflicts::resolve(ctx, &id, &req, &by)?)),
+        move |ctx| {
+            let resolved = conflicts::resolve(ctx, &id, &req, &by, branches.as_deref())?;
+            Ok((200, resolved))
+        },
     )
     .await
 }

@@ -8,6 +8,7 @@ mod sync;
 mod system;
 pub mod ws;
 
+use crate::auth::Caller;
 use crate::envelope::Reply;
 use crate::error::ApiError;
 use crate::middleware::{authenticate, limit_by_address, request_context};
@@ -94,9 +95,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Runs a mutation under its `Idempotency-Key`, in one write transaction.
+///
+/// Keys are kept per organization and branch scope: a branch-limited caller (a device, a branch
+/// key, or a key narrowed by `X-Branch-ID`) has a key space of its own, so it can neither replay
+/// another branch's stored answer (which would show that branch's stock) nor learn from a 422
+/// that another branch used a key.
 pub(crate) async fn keyed<F>(
     state: &AppState,
-    org: &str,
+    caller: &Caller,
     endpoint: &str,
     headers: &HeaderMap,
     body: &Value,
@@ -105,9 +111,17 @@ pub(crate) async fn keyed<F>(
 where
     F: FnOnce(&mut Ctx<'_>) -> Result<(u16, Value), ApiError> + Send + 'static,
 {
-    let key = Key::from_request(endpoint, headers, body)?;
+    let scoped = match &caller.branches {
+        None => endpoint.to_owned(),
+        Some(bs) => {
+            let mut bs = bs.clone();
+            bs.sort();
+            format!("{endpoint} @{}", bs.join(","))
+        }
+    };
+    let key = Key::from_request(&scoped, headers, body)?;
     let outcome = state
-        .write(org, move |ctx| idempotency::run(ctx, &key, f))
+        .write(&caller.org, move |ctx| idempotency::run(ctx, &key, f))
         .await?;
     Ok(match outcome {
         Outcome::Fresh { status, data } => {

@@ -43,7 +43,7 @@ pub(super) async fn create_transaction(
     let origin = origin(&caller, body.value.reference.clone());
     keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/inventory/transactions",
         &headers,
         &body.canonical,
@@ -89,7 +89,7 @@ pub(super) async fn batch(
     let caller2 = caller.clone();
     keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/inventory/transactions/batch",
         &headers,
         &body.canonical,
@@ -274,7 +274,7 @@ pub(super) async fn transfer(
     let origin = origin(&caller, r.reference.clone());
     keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/inventory/transfers",
         &headers,
         &body.canonical,
@@ -303,7 +303,7 @@ pub(super) async fn allocate(
     let origin = origin(&caller, r.reference.clone());
     keyed(
         &state,
-        &caller.org,
+        &caller,
         "POST /v1/allocations",
         &headers,
         &body.canonical,
@@ -326,10 +326,7 @@ pub(super) async fn get_allocation(
 ) -> Result<Reply, ApiError> {
     caller.require(ALLOC_READ)?;
     let row = state
-        .read(move |tx| {
-            tx.allocation(&caller.org, &id)?
-                .ok_or_else(|| ApiError::not_found("allocation", &id))
-        })
+        .read(move |tx| stock::find_allocation(tx, &caller.org, &id, caller.branches.as_deref()))
         .await?;
     Ok(Reply::ok(row.resource))
 }
@@ -356,16 +353,17 @@ pub(super) async fn release(
         let b = crate::extract::parse_json::<ReleaseRequest>(&body)?;
         (b.value, b.canonical)
     };
+    let branches = caller.branches.clone();
     let origin = origin(&caller, req.reference);
     let endpoint = format!("POST /v1/allocations/{id}/releases");
     keyed(
         &state,
-        &caller.org,
+        &caller,
         &endpoint,
         &headers,
         &canonical,
         move |ctx| {
-            let movement = stock::release_movement(ctx, &id)?;
+            let movement = stock::release_movement(ctx, &id, branches.as_deref())?;
             stock::apply(ctx, &movement, &origin)?;
             let a = ctx
                 .tx

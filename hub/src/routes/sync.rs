@@ -44,7 +44,7 @@ pub(super) async fn push(
     let st = state.clone();
     keyed(
         &state,
-        &caller.org.clone(),
+        &caller.clone(),
         "POST /v1/sync/push",
         &headers,
         &body.canonical,

@@ -109,6 +109,19 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
     let mut events = state.bus.subscribe();
     let mut subs: Vec<Subscription> = Vec::new();
     let mut shutdown = state.shutdown.clone();
+    // Subscribed before the first look, so a revocation in between is not missed.
+    let mut revocations = state.revocations.subscribe();
+    let revoked = |state: &AppState| {
+        caller
+            .family
+            .as_deref()
+            .is_some_and(|f| state.family_revoked(f))
+    };
+    if revoked(&state) {
+        let _ = sink.send(revoked_close()).await;
+        state.metrics.ws_connections(-1);
+        return;
+    }
     let mut ping = tokio::time::interval(state.config.ws_ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
@@ -167,6 +180,14 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
                     break;
                 }
             }
+            changed = revocations.changed() => {
+                // The sender lives as long as the state this task holds, so `Err` cannot happen;
+                // if it did, there would be nothing left to wait for.
+                if changed.is_err() || revoked(&state) {
+                    let _ = sink.send(revoked_close()).await;
+                    break;
+                }
+            }
             _ = shutdown.changed() => {
                 let _ = sink.send(Message::Close(None)).await;
                 break;
@@ -174,6 +195,14 @@ async fn session(state: AppState, caller: Caller, socket: WebSocket) {
         }
     }
     state.metrics.ws_connections(-1);
+}
+
+/// The Close frame of a session whose token family was revoked (policy violation, 1008).
+fn revoked_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: close_code::POLICY,
+        reason: "This device's tokens were revoked; enroll it again".into(),
+    }))
 }
 
 /// Answers one client frame (subscriptions change in place).

@@ -27,10 +27,8 @@ fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiErro
     let r = &row.resource;
     let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
     let location = text("location_id");
-    let branch = match &location {
-        Some(l) => ctx.tx.location(&ctx.org, l)?.map(|l| l.branch_id),
-        None => None,
-    };
+    // The feed, the WebSocket and the queue agree on whose record it is.
+    let branch = row.branch_id.clone();
     let product = text("product_id");
     // Conflicts reach subscribers filtering on the product's category too.
     let category = match &product {
@@ -71,7 +69,10 @@ fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiErro
     Ok(seq)
 }
 
-/// Opens a record for an op the hub rejected; returns its id and sequence.
+/// Opens a record for an op the hub rejected; returns its id and sequence. It goes to the queue of
+/// the pushing device's branch (where the op was made, and the only branch the device acts in),
+/// whatever location the op named: a device's op naming another branch's location is its own
+/// branch's business, not that branch's.
 pub fn open_rejected(
     ctx: &mut Ctx<'_>,
     error: &ApiError,
@@ -93,9 +94,17 @@ pub fn open_rejected(
         "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
         "created_at": ctx.now, "resolved_at": null,
     });
+    let branch_id = match ctx.tx.device(device_id)?.filter(|d| d.org_id == ctx.org) {
+        Some(d) => Some(d.branch_id),
+        None => match location_id {
+            Some(l) => ctx.tx.location(&ctx.org, l)?.map(|l| l.branch_id),
+            None => None,
+        },
+    };
     let row = ConflictRow {
         id: id.clone(),
         status: "open".into(),
+        branch_id,
         resource,
     };
     let seq = save(ctx, &row, "conflict.created")?;
@@ -120,9 +129,11 @@ pub fn open_notice(
         "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
         "created_at": ctx.now, "resolved_at": null,
     });
+    // Branch-less: the product is the whole organization's.
     let row = ConflictRow {
         id: id.clone(),
         status: "open".into(),
+        branch_id: None,
         resource,
     };
     save(ctx, &row, "conflict.created")?;
@@ -130,7 +141,8 @@ pub fn open_notice(
 }
 
 /// Opens a record for a clash over one field of a product (concurrent edits of a manual-policy
-/// field, or a barcode another product holds); returns its id.
+/// field, or a barcode another product holds); returns its id. Products belong to the whole
+/// organization, so the record is in every branch's queue.
 pub fn open_field(
     ctx: &mut Ctx<'_>,
     product_id: &str,
@@ -151,23 +163,43 @@ pub fn open_field(
     let row = ConflictRow {
         id: id.clone(),
         status: "open".into(),
+        branch_id: None,
         resource,
     };
     save(ctx, &row, "conflict.created")?;
     Ok(id)
 }
 
-/// Resolves or dismisses an open conflict.
+/// Whether a caller acting in `branches` (`None`: all) sees this record.
+pub fn visible(row: &ConflictRow, branches: Option<&[String]>) -> bool {
+    match (&row.branch_id, branches) {
+        (Some(b), Some(bs)) => bs.contains(b),
+        _ => true,
+    }
+}
+
+/// A record the caller acting in `branches` may see; another branch's is 404, like an unknown id,
+/// so its existence does not show.
+pub fn find(
+    tx: &dyn crate::storage::Tx,
+    org: &str,
+    id: &str,
+    branches: Option<&[String]>,
+) -> Result<ConflictRow, ApiError> {
+    tx.conflict(org, id)?
+        .filter(|row| visible(row, branches))
+        .ok_or_else(|| ApiError::not_found("conflict", id))
+}
+
+/// Resolves or dismisses an open conflict, for a caller acting in `branches` (`None`: all).
 pub fn resolve(
     ctx: &mut Ctx<'_>,
     id: &str,
     req: &ResolveRequest,
     by: &str,
+    branches: Option<&[String]>,
 ) -> Result<Value, ApiError> {
-    let mut row = ctx
-        .tx
-        .conflict(&ctx.org, id)?
-        .ok_or_else(|| ApiError::not_found("conflict", id))?;
+    let mut row = find(&*ctx.tx, &ctx.org, id, branches)?;
     if row.status != "open" {
         return Err(ApiError::new(
             ErrorCode::Conflict,

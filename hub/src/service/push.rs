@@ -176,12 +176,9 @@ fn effect(
     device_id: &str,
 ) -> Result<OpResult, ApiError> {
     caller.require(scope_of(op.body.kind()))?;
-    // Keep the hub's clock ahead of every device's, so its own edits order after theirs.
-    let _ = ctx
-        .clock
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .observe(&op.hlc, crate::clock::now_millis());
+    // Keep the hub's clock ahead of every device's, so its own edits order after theirs; an op
+    // stamped too far ahead of the hub's clock is rejected (final, like any rejection).
+    crate::clock::observe_op(ctx.clock, &op.hlc)?;
     let origin = Origin {
         op_id: Some(op.op_id.to_string()),
         device_id: Some(device_id.to_owned()),
@@ -247,7 +244,8 @@ fn effect(
             ctx,
         ),
         OpBody::AllocationRelease(r) => {
-            let m = stock::release_movement(ctx, r.allocation_id.as_str())?;
+            let branches = caller.branches.as_deref();
+            let m = stock::release_movement(ctx, r.allocation_id.as_str(), branches)?;
             movement(m, ctx)
         }
         OpBody::ProductCreate(p) => {
@@ -302,7 +300,8 @@ fn effect(
                 resolution: c.resolution,
                 value: c.value.clone(),
             };
-            let r = conflicts::resolve(ctx, c.conflict_id.as_str(), &req, device_id)?;
+            let id = c.conflict_id.as_str();
+            let r = conflicts::resolve(ctx, id, &req, device_id, caller.branches.as_deref())?;
             let (seq, _) = ctx.tx.feed_state(&ctx.org)?;
             Ok(applied(seq, r["resolution"]["product_version"].as_u64()))
         }

@@ -382,12 +382,34 @@ pub fn apply(ctx: &mut Ctx<'_>, m: &Movement, origin: &Origin) -> Result<Applied
     Ok(Applied { resource, seq })
 }
 
-/// The release of an open allocation, as a movement.
-pub fn release_movement(ctx: &Ctx<'_>, allocation_id: &str) -> Result<Movement, ApiError> {
-    let a = ctx
-        .tx
-        .allocation(&ctx.org, allocation_id)?
-        .ok_or_else(|| ApiError::not_found("allocation", allocation_id))?;
+/// An allocation a caller acting in `branches` (`None`: all) may see: one at a location of
+/// another branch is 404, like an unknown id, so neither its existence nor its state shows.
+pub fn find_allocation(
+    tx: &dyn crate::storage::Tx,
+    org: &str,
+    id: &str,
+    branches: Option<&[String]>,
+) -> Result<AllocationRow, ApiError> {
+    let not_found = || ApiError::not_found("allocation", id);
+    let a = tx.allocation(org, id)?.ok_or_else(not_found)?;
+    if let Some(bs) = branches {
+        let location = a.resource["location_id"].as_str().unwrap_or_default();
+        let branch = tx.location(org, location)?.map(|l| l.branch_id);
+        if !branch.is_some_and(|b| bs.contains(&b)) {
+            return Err(not_found());
+        }
+    }
+    Ok(a)
+}
+
+/// The release of an open allocation, as a movement, for a caller acting in `branches`
+/// (`None`: all; another branch's allocation is 404 before its state is looked at).
+pub fn release_movement(
+    ctx: &Ctx<'_>,
+    allocation_id: &str,
+    branches: Option<&[String]>,
+) -> Result<Movement, ApiError> {
+    let a = find_allocation(&*ctx.tx, &ctx.org, allocation_id, branches)?;
     if a.status != "open" {
         return Err(ApiError::rule(&stocksync_model::RuleViolation::new(
             rules::ALLOCATION_OPEN,

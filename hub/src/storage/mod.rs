@@ -273,6 +273,8 @@ pub struct ConflictRow {
     pub id: String,
     /// open, resolved or dismissed.
     pub status: String,
+    /// The branch whose queue it is in (`None`: every branch's, as for a product's field clash).
+    pub branch_id: Option<String>,
     /// The Conflict resource.
     pub resource: Value,
 }
@@ -469,11 +471,13 @@ pub trait Tx {
     fn conflict(&self, org: &str, id: &str) -> Result<Option<ConflictRow>>;
     /// Adds or replaces a conflict record.
     fn put_conflict(&mut self, org: &str, row: &ConflictRow) -> Result<()>;
-    /// A page of conflicts (optionally of one status), newest first, and the total.
+    /// A page of conflicts (optionally of one status; with `branches`, only theirs and the
+    /// branch-less ones), newest first, and the total.
     fn conflicts(
         &self,
         org: &str,
         status: Option<&str>,
+        branches: Option<&[String]>,
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<ConflictRow>, u64)>;

@@ -1008,3 +1008,104 @@ async fn a_refresh_token_presented_again_at_once_gets_a_pair_not_a_revocation() 
     assert_eq!(bearer(&d, &access).get("/v1/products").await.status, 200);
     assert_eq!(refresh(&hub, &rotated).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_device_of_another_branch_cannot_be_taken_over() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let d = hub.enroll().await;
+    let r = d
+        .push(vec![d.movement("receipt", &seed.product, &seed.a, "5")])
+        .await;
+    assert_eq!(r.data()["results"][0]["status"], "applied", "{}", r.text);
+    // North's enrollment key presents main's device id: refused, no tokens.
+    let r = enroll_raw(
+        &hub,
+        json!({ "enrollment_key": NORTH_ENROLL, "device_id": d.id, "role": "handheld" }),
+    )
+    .await;
+    refused(&hub, &r, 409, "CONFLICT", &["br_main", NORTH_ENROLL]);
+    assert!(r.text.contains("another branch"), "{}", r.text);
+    // The device is untouched: its tokens, its branch and its sequence.
+    let r = d.client.get("/v1/inventory/locations").await;
+    assert_eq!(r.body["meta"]["pagination"]["total"], 2, "{}", r.text);
+    let r = d
+        .push(vec![d.movement("receipt", &seed.product, &seed.a, "1")])
+        .await;
+    assert_eq!(r.data()["results"][0]["status"], "applied", "{}", r.text);
+    let r = refresh(&hub, &d.refresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.data()["branch_id"], "br_main");
+    // Its own branch may enroll it again (a device that lost its tokens); its sequence goes on.
+    let r = enroll_raw(
+        &hub,
+        json!({ "enrollment_key": hub.creds.enrollment_key, "device_id": d.id, "role": "tablet" }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.data()["branch_id"], "br_main");
+    let again = bearer(&d, r.data()["access_token"].as_str().unwrap());
+    let op = d.movement("shipment", &seed.product, &seed.a, "2");
+    let r = again.post("/v1/sync/push", json!({ "ops": [op] })).await;
+    assert_eq!(r.data()["results"][0]["status"], "applied", "{}", r.text);
+    assert_eq!(hub.on_hand(&seed.product, &seed.a).await, "4");
+}
+
+#[tokio::test]
+async fn guessed_credentials_are_limited_per_address_and_valid_ones_go_on() {
+    let hub = TestHub::start_with(|c| {
+        c.rate_limit = 0;
+        c.auth_rate_limit = 3;
+    })
+    .await;
+    let org = hub.creds.organization_id.clone();
+    let here = hub.anonymous().with("X-Organization-ID", &org);
+    let elsewhere = hub.anonymous_from(2).with("X-Organization-ID", &org);
+    // An integration that works from this address, and a device.
+    assert_eq!(hub.api().get("/v1/products").await.status, 200);
+    let d = hub.enroll().await;
+    // Someone at the same address guesses: unknown API keys and forged tokens both count.
+    let [head, payload, _] =
+        <[&str; 3]>::try_from(d.access.split('.').collect::<Vec<_>>()).unwrap();
+    let forged = format!("{head}.{payload}.{}", b64(&[7u8; 32]));
+    for c in [
+        here.with("X-API-Key", "ssk_guess_1"),
+        here.with("Authorization", &format!("Bearer {forged}")),
+        here.with("X-API-Key", "ssk_guess_2"),
+    ] {
+        let r = c.get("/v1/products").await;
+        refused(&hub, &r, 401, "AUTHENTICATION_FAILED", &DEMO_HIDDEN);
+    }
+    // The address's budget is used up: any further guess is 429 with Retry-After...
+    let r = here
+        .with("X-API-Key", "ssk_guess_3")
+        .get("/v1/products")
+        .await;
+    refused(&hub, &r, 429, "RATE_LIMIT_EXCEEDED", &DEMO_HIDDEN);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.body["error"]["details"]["limit"], 3);
+    assert_eq!(r.body["error"]["details"]["retry_after"], retry);
+    // ...and so is a right key that never worked from here, so a hit does not show.
+    let r = here.with("X-API-Key", NORTH_KEY).get("/v1/products").await;
+    refused(&hub, &r, 429, "RATE_LIMIT_EXCEEDED", &DEMO_HIDDEN);
+    // Valid credentials are not slowed by it: the key that worked from here, the device's
+    // token (signed: nothing to guess), and every credential elsewhere.
+    assert_eq!(hub.api().get("/v1/products").await.status, 200);
+    assert_eq!(d.client.get("/v1/products").await.status, 200);
+    let r = elsewhere
+        .with("X-API-Key", NORTH_KEY)
+        .get("/v1/products")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Elsewhere has a budget of its own, and enrollment here has its own too.
+    let r = elsewhere
+        .with("X-API-Key", "ssk_guess_4")
+        .get("/v1/products")
+        .await;
+    refused(&hub, &r, 401, "AUTHENTICATION_FAILED", &DEMO_HIDDEN);
+    hub.enroll().await;
+    // A request with no credential guesses nothing: still the plain 401.
+    let r = here.get("/v1/products").await;
+    refused(&hub, &r, 401, "AUTHENTICATION_FAILED", &DEMO_HIDDEN);
+}

@@ -26,6 +26,8 @@ pub const NORTH: &str = "br_north";
 pub const NORTH_KEY: &str = "ssk_north_only";
 /// An API key of the demo organization with only `inventory.products.read`.
 pub const READ_ONLY_KEY: &str = "ssk_read_only";
+/// An enrollment key of the demo organization for `br_north`.
+pub const NORTH_ENROLL: &str = "enr_north_only";
 
 pub struct TestHub {
     pub hub: Option<Hub>,
@@ -53,6 +55,11 @@ impl TestHub {
             key: NORTH_KEY.into(),
             scopes: all_scopes(),
             branch_id: Some(NORTH.into()),
+        });
+        demo.enrollment_keys.push(EnrollmentKeyConfig {
+            key: NORTH_ENROLL.into(),
+            branch_id: NORTH.into(),
+            scopes: device_scopes(),
         });
         demo.api_keys.push(ApiKeyConfig {
             name: "read-only".into(),
@@ -106,6 +113,20 @@ impl TestHub {
     pub fn anonymous(&self) -> Client {
         Client {
             http: self.http.clone(),
+            base: self.base.clone(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A client with no headers that connects from another loopback address (`127.0.0.N`), for
+    /// what is limited per client address.
+    pub fn anonymous_from(&self, last_octet: u8) -> Client {
+        let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, last_octet));
+        Client {
+            http: reqwest::Client::builder()
+                .local_address(ip)
+                .build()
+                .unwrap(),
             base: self.base.clone(),
             headers: Vec::new(),
         }

@@ -10,6 +10,7 @@ mod malformed;
 mod openapi;
 mod push;
 mod rest;
+mod scope;
 mod seed;
 mod tenancy;
 mod ws;

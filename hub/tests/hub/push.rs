@@ -425,8 +425,11 @@ async fn a_name_clash_is_settled_by_the_later_hybrid_clock() {
         "product_change",
         json!({ "product_id": id, "base_version": 1, "fields": fb, "changes": cb }),
     );
-    op_a["hlc"] = json!(format!("{:016}.00000@{}", 1_900_000_000_000u64, a.id));
-    op_b["hlc"] = json!(format!("{:016}.00000@{}", 1_800_000_000_000u64, b.id));
+    // Both within the hub's accepted clock skew (an op further ahead is rejected: see
+    // `an_op_stamped_too_far_ahead_is_rejected_and_the_device_goes_on`).
+    let now = stocksync_hub::clock::now_millis();
+    op_a["hlc"] = json!(format!("{:016}.00000@{}", now + 60_000, a.id));
+    op_b["hlc"] = json!(format!("{:016}.00000@{}", now - 3_600_000, b.id));
     // The later edit arrives first; the earlier one must not overwrite it.
     let r = a.push(vec![op_a]).await;
     assert_eq!(statuses(&r), ["applied"]);
@@ -513,4 +516,83 @@ async fn a_device_settles_a_conflict_with_an_op() {
         .await;
     assert_eq!(statuses(&r), ["rejected"]);
     assert_eq!(r.data()["results"][0]["error"]["code"], "CONFLICT");
+}
+
+#[tokio::test]
+async fn an_op_stamped_too_far_ahead_is_rejected_and_the_device_goes_on() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let d = hub.enroll().await;
+    let stamp = |op: &mut Value, wall_ms: u64| {
+        op["hlc"] = json!(format!("{wall_ms:016}.00000@{}", d.id));
+    };
+    let now = stocksync_hub::clock::now_millis();
+    // A device whose clock runs 10 minutes fast (the hub accepts 5), then one op stamped right.
+    let mut fast = d.movement("receipt", &seed.product, &seed.a, "5");
+    stamp(&mut fast, now + 10 * 60_000);
+    let fine = d.movement("receipt", &seed.product, &seed.a, "2");
+    let r = d.push(vec![fast.clone(), fine]).await;
+    assert_eq!(statuses(&r), ["rejected", "applied"], "{}", r.text);
+    let rejected = &r.data()["results"][0];
+    assert_eq!(rejected["error"]["code"], "VALIDATION_FAILED", "{rejected}");
+    let reason = rejected["error"]["details"]["hlc"][0].as_str().unwrap();
+    assert!(reason.contains("ahead of the hub's clock"), "{reason}");
+    assert!(reason.contains("300000 ms"), "{reason}");
+    // Like any rejection it is final (a resend is a duplicate) and has a record for a person.
+    let conflict = rejected["conflict_id"].as_str().unwrap();
+    let c = hub.api().get(&format!("/v1/conflicts/{conflict}")).await;
+    assert_eq!(c.data()["kind"], "business_rule", "{}", c.text);
+    assert_eq!(c.data()["code"], "VALIDATION_FAILED", "{}", c.text);
+    let r = d.push(vec![fast]).await;
+    assert_eq!(statuses(&r), ["duplicate"], "{}", r.text);
+    assert_eq!(r.data()["results"][0]["original_status"], "rejected");
+    // Its device_seq was used like any op's: the device is not locked out, later ops apply, and
+    // one 4 minutes ahead (within the skew) too.
+    let mut within = d.movement("receipt", &seed.product, &seed.a, "1");
+    stamp(&mut within, now + 4 * 60_000);
+    let r = d
+        .push(vec![
+            d.movement("receipt", &seed.product, &seed.a, "3"),
+            within,
+        ])
+        .await;
+    assert_eq!(statuses(&r), ["applied", "applied"], "{}", r.text);
+    assert_eq!(hub.on_hand(&seed.product, &seed.a).await, "6");
+
+    // The hub's clock did not take in the far-future stamp: a product edit stamped a year ahead
+    // is rejected, so a REST edit made now (stamped by the hub's clock, which took in the
+    // 4 minutes) still loses to a device's edit stamped a little later.
+    let (id, bytes) = product_made_by(&hub, &d).await;
+    let mut doc = ProductDoc::load(&bytes).unwrap();
+    let (fields, changes) = change(
+        &mut doc,
+        &d.id,
+        ProductPatch {
+            name: Some("From the device".into()),
+            ..Default::default()
+        },
+    );
+    let body = json!({ "product_id": id, "base_version": 1, "fields": fields, "changes": changes });
+    let mut far = d.op("product_change", body.clone());
+    stamp(&mut far, now + 365 * 24 * 3_600_000);
+    let r = d.push(vec![far]).await;
+    assert_eq!(statuses(&r), ["rejected"], "{}", r.text);
+    let r = hub
+        .api()
+        .put(
+            &format!("/v1/products/{id}"),
+            json!({ "name": "From REST" }),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut later = d.op("product_change", body);
+    stamp(
+        &mut later,
+        stocksync_hub::clock::now_millis() + 4 * 60_000 + 30_000,
+    );
+    let r = d.push(vec![later]).await;
+    assert_eq!(statuses(&r), ["applied"], "{}", r.text);
+    let p = hub.api().get(&format!("/v1/products/{id}")).await;
+    assert_eq!(p.data()["name"], "From the device", "{}", p.text);
 }

@@ -426,11 +426,11 @@ async fn delta_feed_of_another_organization_shows_nothing_of_demo() {
     );
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens `/v1/ws` with these headers and subscribes to every channel.
-async fn subscribed(hub: &TestHub, headers: &[(&'static str, &str)]) -> Ws {
+pub(crate) async fn subscribed(hub: &TestHub, headers: &[(&'static str, &str)]) -> Ws {
     let url = format!("{}/v1/ws", hub.base.replacen("http://", "ws://", 1));
     let mut req = url.into_client_request().unwrap();
     for (name, value) in headers {
@@ -454,7 +454,7 @@ async fn subscribed(hub: &TestHub, headers: &[(&'static str, &str)]) -> Ws {
 }
 
 /// The next change frame within `wait` (hub pings skipped), or `None`.
-async fn next_frame(ws: &mut Ws, wait: Duration) -> Option<Value> {
+pub(crate) async fn next_frame(ws: &mut Ws, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;

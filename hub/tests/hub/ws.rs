@@ -821,3 +821,94 @@ async fn a_category_filter_also_selects_conflicts() {
     assert_eq!(got["data"]["product_id"], food.as_str());
     assert_quiet(&mut ws).await;
 }
+
+/// Reads until the hub's Close frame; returns its code and reason. Panics when the connection
+/// stays open (beyond keep-alives) or ends without one.
+async fn close_frame(ws: &mut Ws) -> (u16, String) {
+    loop {
+        match timeout(WAIT, ws.next())
+            .await
+            .expect("the connection stayed open")
+        {
+            Some(Ok(Message::Close(Some(f)))) => return (f.code.into(), f.reason.to_string()),
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(v["type"], "ping", "a frame instead of the close: {v}");
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("no Close frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_token_family_closes_its_websockets() {
+    let hub = TestHub::start_with(|c| {
+        c.rate_limit = 0;
+        c.refresh_reuse_grace_secs = 0;
+    })
+    .await;
+    let seed = hub.seed().await;
+    let stolen = hub.enroll().await;
+    let bystander = hub.enroll().await;
+    let mut sockets = Vec::new();
+    for d in [&stolen, &stolen, &bystander] {
+        let headers = device_headers(&hub, d);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let mut ws = connect(&hub, &headers).await.unwrap();
+        subscribe(&mut ws, &["inventory.updates"], json!({})).await;
+        sockets.push(ws);
+    }
+    let mut by_key = open(&hub).await;
+    subscribe(&mut by_key, &["inventory.updates"], json!({})).await;
+    // A token rotated from the same family is open too: it dies with the family.
+    let anonymous = hub.anonymous();
+    let refresh = |token: &str| {
+        anonymous.post_raw(
+            "/v1/oauth/token",
+            json!({ "grant_type": "refresh_token", "refresh_token": token }),
+        )
+    };
+    let r = refresh(&stolen.refresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rotated = r.data()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {rotated}");
+    let mut rotated_ws = connect(
+        &hub,
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Organization-ID", hub.creds.organization_id.as_str()),
+            ("X-Mobile-Device-Id", stolen.id.as_str()),
+        ],
+    )
+    .await
+    .unwrap();
+    subscribe(&mut rotated_ws, &["inventory.updates"], json!({})).await;
+
+    // The first refresh token comes back: someone else has a copy, and the family is revoked.
+    let r = refresh(&stolen.refresh).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let [mut first, mut second, mut other] = <[Ws; 3]>::try_from(sockets).ok().unwrap();
+    for ws in [&mut first, &mut second, &mut rotated_ws] {
+        let (code, reason) = close_frame(ws).await;
+        assert_eq!(code, 1008, "{reason}");
+        assert!(reason.contains("revoked"), "{reason}");
+    }
+    // Other devices' and keys' sessions stay and still get changes; the family's token cannot
+    // open a new one.
+    hub.receive(&seed.product, &seed.a, "1").await;
+    for ws in [&mut other, &mut by_key] {
+        assert_eq!(next(ws).await["data"]["location_id"], seed.a.as_str());
+        assert_alive(ws).await;
+    }
+    let (status, body) = refused(
+        &hub,
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Organization-ID", hub.creds.organization_id.as_str()),
+            ("X-Mobile-Device-Id", stolen.id.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+}

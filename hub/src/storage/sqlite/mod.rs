@@ -17,7 +17,7 @@ struct Migration {
     then: Option<fn(&rusqlite::Transaction<'_>) -> Result<()>>,
 }
 
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         sql: include_str!("001_initial.sql"),
         then: None,
@@ -27,7 +27,11 @@ const MIGRATIONS: [Migration; 3] = [
         then: Some(feed_product_docs),
     },
     Migration {
-        sql: include_str!("003_aliases.sql"),
+        sql: include_str!("003_conflict_branch.sql"),
+        then: None,
+    },
+    Migration {
+        sql: include_str!("004_aliases.sql"),
         then: None,
     },
 ];
@@ -184,5 +188,57 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
+    }
+
+    /// A version-2 database's conflict records get the branch whose queue they are in: a
+    /// rejected op's is its device's branch (even when the op named another branch's location),
+    /// a field clash's none; the feed agrees.
+    #[test]
+    fn version_2_conflicts_get_their_branch() {
+        let mut c = Connection::open_in_memory().unwrap();
+        for m in &MIGRATIONS[..2] {
+            c.execute_batch(m.sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch(
+            r#"INSERT INTO organizations (id, name, created_at) VALUES ('org_a', 'A', 'now');
+            INSERT INTO devices (id, org_id, branch_id, role, name, scopes, last_seq, enrolled_at)
+                VALUES ('dev_b', 'org_a', 'br_b', 'handheld', 'b', '[]', 0, 'now');
+            INSERT INTO locations (org_id, id, branch_id, code, name, created_at)
+                VALUES ('org_a', 'loc_a', 'br_a', 'A', 'A', 'now');
+            INSERT INTO conflicts (org_id, id, status, product_id, location_id, body, created_at)
+                VALUES ('org_a', 'conf_dev', 'open', 'prod_1', 'loc_a',
+                    '{"kind":"business_rule","device_id":"dev_b"}', 'now'),
+                ('org_a', 'conf_loc', 'open', 'prod_1', 'loc_a',
+                    '{"kind":"business_rule","device_id":"dev_gone"}', 'now'),
+                ('org_a', 'conf_field', 'open', 'prod_1', NULL,
+                    '{"kind":"field","device_id":"dev_b"}', 'now');
+            INSERT INTO feed VALUES ('org_a', 'conflict', 'conf_dev', 1, 'br_a', 1, 0, 1, '{}');
+            INSERT INTO feed VALUES ('org_a', 'conflict', 'conf_field', 2, NULL, 2, 0, 1, '{}');"#,
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let branch = |table: &str, column: &str, id: &str| -> Option<String> {
+            c.query_row(
+                &format!("SELECT branch_id FROM {table} WHERE {column} = ?1"),
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            branch("conflicts", "id", "conf_dev").as_deref(),
+            Some("br_b")
+        );
+        assert_eq!(
+            branch("conflicts", "id", "conf_loc").as_deref(),
+            Some("br_a")
+        );
+        assert_eq!(branch("conflicts", "id", "conf_field"), None);
+        assert_eq!(
+            branch("feed", "entity_id", "conf_dev").as_deref(),
+            Some("br_b")
+        );
+        assert_eq!(branch("feed", "entity_id", "conf_field"), None);
     }
 }

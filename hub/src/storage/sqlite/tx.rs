@@ -898,7 +898,7 @@ impl Tx for SqliteTx<'_> {
 
     fn conflict(&self, org: &str, id: &str) -> Result<Option<ConflictRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, status, body FROM conflicts WHERE org_id = ?1 AND id = ?2",
+            "SELECT id, status, branch_id, body FROM conflicts WHERE org_id = ?1 AND id = ?2",
         )?;
         st.query_row([org, id], conflict_raw)
             .optional()?
@@ -910,9 +910,11 @@ impl Tx for SqliteTx<'_> {
         let r = &row.resource;
         let text = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
         let mut st = self.conn.prepare_cached(
-            "INSERT INTO conflicts (org_id, id, status, product_id, location_id, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT(org_id, id) DO UPDATE SET status = excluded.status, body = excluded.body",
+            "INSERT INTO conflicts (org_id, id, status, product_id, location_id, body, created_at,
+                branch_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(org_id, id) DO UPDATE SET status = excluded.status, body = excluded.body,
+                branch_id = excluded.branch_id",
         )?;
         st.execute(params![
             org,
@@ -921,7 +923,8 @@ impl Tx for SqliteTx<'_> {
             text("product_id"),
             text("location_id"),
             r.to_string(),
-            text("created_at")
+            text("created_at"),
+            row.branch_id
         ])?;
         Ok(())
     }
@@ -930,20 +933,30 @@ impl Tx for SqliteTx<'_> {
         &self,
         org: &str,
         status: Option<&str>,
+        branches: Option<&[String]>,
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<ConflictRow>, u64)> {
-        let (filter, args): (&str, Vec<&str>) = match status {
-            Some(s) => (" WHERE org_id = ?1 AND status = ?2", vec![org, s]),
-            None => (" WHERE org_id = ?1", vec![org]),
-        };
+        let mut filter = String::from(" WHERE org_id = ?");
+        let mut args: Vec<SqlValue> = vec![org.to_owned().into()];
+        if let Some(s) = status {
+            filter.push_str(" AND status = ?");
+            args.push(s.to_owned().into());
+        }
+        if let Some(bs) = branches {
+            filter.push_str(&format!(
+                " AND (branch_id IS NULL OR branch_id IN ({}))",
+                placeholders(bs.len())
+            ));
+            args.extend(bs.iter().map(|b| SqlValue::from(b.clone())));
+        }
         let total: i64 = self.conn.query_row(
             &format!("SELECT count(*) FROM conflicts{filter}"),
             params_from_iter(args.iter()),
             |r| r.get(0),
         )?;
         let sql = format!(
-            "SELECT id, status, body FROM conflicts{filter}
+            "SELECT id, status, branch_id, body FROM conflicts{filter}
              ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
@@ -1123,14 +1136,17 @@ fn movement_of(raw: RawMovement) -> Result<MovementRow> {
     })
 }
 
-fn conflict_raw(r: &Row<'_>) -> rusqlite::Result<(String, String, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+type ConflictRaw = (String, String, Option<String>, String);
+
+fn conflict_raw(r: &Row<'_>) -> rusqlite::Result<ConflictRaw> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn conflict_of((id, status, body): (String, String, String)) -> Result<ConflictRow> {
+fn conflict_of((id, status, branch_id, body): ConflictRaw) -> Result<ConflictRow> {
     Ok(ConflictRow {
         id,
         status,
+        branch_id,
         resource: json(body)?,
     })
 }
