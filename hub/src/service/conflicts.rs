@@ -69,6 +69,45 @@ fn save(ctx: &mut Ctx<'_>, row: &ConflictRow, kind: &str) -> Result<u64, ApiErro
     Ok(seq)
 }
 
+/// What one conflict record says; `open` adds what every record has.
+struct Record<'a> {
+    kind: &'a str,
+    product_id: Option<&'a str>,
+    location_id: Option<&'a str>,
+    field: Option<&'a str>,
+    values: &'a [Option<String>],
+    rule: Option<&'a str>,
+    error: Option<&'a ApiError>,
+    message: &'a str,
+    op_id: &'a str,
+    device_id: &'a str,
+}
+
+/// Stores a new open record in `branch_id`'s queue (`None`: every branch's); its id and sequence.
+fn open(
+    ctx: &mut Ctx<'_>,
+    r: &Record<'_>,
+    branch_id: Option<String>,
+) -> Result<(String, u64), ApiError> {
+    let id = ConflictId::new().to_string();
+    let resource = json!({
+        "id": id, "kind": r.kind, "status": "open", "product_id": r.product_id,
+        "location_id": r.location_id, "field": r.field, "values": r.values, "rule": r.rule,
+        "code": r.error.map(|e| e.code), "message": r.message,
+        "details": r.error.map(|e| e.details.clone()),
+        "op_id": r.op_id, "device_id": r.device_id, "resolution": null, "version": 1,
+        "created_at": ctx.now, "resolved_at": null,
+    });
+    let row = ConflictRow {
+        id: id.clone(),
+        status: "open".into(),
+        branch_id,
+        resource,
+    };
+    let seq = save(ctx, &row, "conflict.created")?;
+    Ok((id, seq))
+}
+
 /// Opens a record for an op the hub rejected; returns its id and sequence. It goes to the queue of
 /// the pushing device's branch (where the op was made, and the only branch the device acts in),
 /// whatever location the op named: a device's op naming another branch's location is its own
@@ -81,19 +120,6 @@ pub fn open_rejected(
     product_id: Option<&str>,
     location_id: Option<&str>,
 ) -> Result<(String, u64), ApiError> {
-    let id = ConflictId::new().to_string();
-    let rule = error
-        .details
-        .get("rule")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let resource = json!({
-        "id": id, "kind": "business_rule", "status": "open", "product_id": product_id,
-        "location_id": location_id, "field": null, "values": [], "rule": rule,
-        "code": error.code, "message": error.message, "details": error.details,
-        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
-        "created_at": ctx.now, "resolved_at": null,
-    });
     let branch_id = match ctx.tx.device(device_id)?.filter(|d| d.org_id == ctx.org) {
         Some(d) => Some(d.branch_id),
         None => match location_id {
@@ -101,18 +127,24 @@ pub fn open_rejected(
             None => None,
         },
     };
-    let row = ConflictRow {
-        id: id.clone(),
-        status: "open".into(),
-        branch_id,
-        resource,
+    let record = Record {
+        kind: "business_rule",
+        product_id,
+        location_id,
+        field: None,
+        values: &[],
+        rule: error.details.get("rule").and_then(Value::as_str),
+        error: Some(error),
+        message: &error.message,
+        op_id,
+        device_id,
     };
-    let seq = save(ctx, &row, "conflict.created")?;
-    Ok((id, seq))
+    open(ctx, &record, branch_id)
 }
 
 /// Opens a record that tells a person what the hub did on its own to keep goods (an applied op,
-/// unlike a rejection); only `dismiss` settles it.
+/// unlike a rejection); only `dismiss` settles it. Branch-less: the product is the whole
+/// organization's.
 pub fn open_notice(
     ctx: &mut Ctx<'_>,
     rule: &str,
@@ -121,23 +153,19 @@ pub fn open_notice(
     device_id: &str,
     product_id: &str,
 ) -> Result<String, ApiError> {
-    let id = ConflictId::new().to_string();
-    let resource = json!({
-        "id": id, "kind": "business_rule", "status": "open", "product_id": product_id,
-        "location_id": null, "field": null, "values": [], "rule": rule,
-        "code": null, "message": message, "details": { "rule": rule },
-        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
-        "created_at": ctx.now, "resolved_at": null,
-    });
-    // Branch-less: the product is the whole organization's.
-    let row = ConflictRow {
-        id: id.clone(),
-        status: "open".into(),
-        branch_id: None,
-        resource,
+    let record = Record {
+        kind: "business_rule",
+        product_id: Some(product_id),
+        location_id: None,
+        field: None,
+        values: &[],
+        rule: Some(rule),
+        error: None,
+        message,
+        op_id,
+        device_id,
     };
-    save(ctx, &row, "conflict.created")?;
-    Ok(id)
+    Ok(open(ctx, &record, None)?.0)
 }
 
 /// Opens a record for a clash over one field of a product (concurrent edits of a manual-policy
@@ -152,22 +180,19 @@ pub fn open_field(
     op_id: &str,
     device_id: &str,
 ) -> Result<String, ApiError> {
-    let id = ConflictId::new().to_string();
-    let resource = json!({
-        "id": id, "kind": "field", "status": "open", "product_id": product_id,
-        "location_id": null, "field": field, "values": values, "rule": null,
-        "code": null, "details": null, "message": message,
-        "op_id": op_id, "device_id": device_id, "resolution": null, "version": 1,
-        "created_at": ctx.now, "resolved_at": null,
-    });
-    let row = ConflictRow {
-        id: id.clone(),
-        status: "open".into(),
-        branch_id: None,
-        resource,
+    let record = Record {
+        kind: "field",
+        product_id: Some(product_id),
+        location_id: None,
+        field: Some(field),
+        values,
+        rule: None,
+        error: None,
+        message,
+        op_id,
+        device_id,
     };
-    save(ctx, &row, "conflict.created")?;
-    Ok(id)
+    Ok(open(ctx, &record, None)?.0)
 }
 
 /// Whether a caller acting in `branches` (`None`: all) sees this record.
