@@ -68,7 +68,12 @@ pub struct Caller {
 impl Caller {
     /// `PERMISSION_DENIED` unless the caller has `scope`.
     pub fn require(&self, scope: &str) -> Result<(), crate::error::ApiError> {
-        if self.scopes.iter().any(|s| s == scope) {
+        // `inventory.admin` grants every scope (as the API reference says).
+        if self
+            .scopes
+            .iter()
+            .any(|s| s == scope || s == "inventory.admin")
+        {
             Ok(())
         } else {
             Err(crate::error::ApiError::denied(format!(

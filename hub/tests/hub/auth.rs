@@ -620,6 +620,27 @@ async fn missing_scope_is_403_with_the_scope_needed() {
 }
 
 #[tokio::test]
+async fn the_admin_scope_grants_every_scope() {
+    let hub = TestHub::start().await;
+    let seed = hub.seed().await;
+    let admin = hub
+        .anonymous()
+        .with("X-API-Key", ADMIN_ONLY_KEY)
+        .with("X-Organization-ID", "org_demo");
+    let r = admin
+        .post(
+            "/v1/inventory/transactions",
+            json!({ "transaction_type": "receipt", "product_id": seed.product,
+                    "location_id": seed.a, "quantity": { "value": "2", "uom": "EACH" } }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = admin.get("/v1/inventory/transactions").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(hub.on_hand(&seed.product, &seed.a).await, "2");
+}
+
+#[tokio::test]
 async fn unknown_api_key_is_401() {
     let hub = TestHub::start().await;
     let real = hub.creds.api_key.clone();

@@ -26,6 +26,8 @@ pub const NORTH: &str = "br_north";
 pub const NORTH_KEY: &str = "ssk_north_only";
 /// An API key of the demo organization with only `inventory.products.read`.
 pub const READ_ONLY_KEY: &str = "ssk_read_only";
+/// An API key of the demo organization with only `inventory.admin` (which grants every scope).
+pub const ADMIN_ONLY_KEY: &str = "ssk_admin_only";
 /// An enrollment key of the demo organization for `br_north`.
 pub const NORTH_ENROLL: &str = "enr_north_only";
 
@@ -65,6 +67,12 @@ impl TestHub {
             name: "read-only".into(),
             key: READ_ONLY_KEY.into(),
             scopes: vec!["inventory.products.read".into()],
+            branch_id: None,
+        });
+        demo.api_keys.push(ApiKeyConfig {
+            name: "admin-only".into(),
+            key: ADMIN_ONLY_KEY.into(),
+            scopes: vec!["inventory.admin".into()],
             branch_id: None,
         });
         bootstrap.organizations.push(OrgConfig {
