@@ -378,8 +378,8 @@ def run_session(plan: Plan, example: Block, isolated: bool) -> tuple[str, str, i
     lock = None
     if not isolated:
         lock = open("/tmp/stocksync-readme-test.lock", "w")
-        print("test-readme: no private namespace (--no-isolation, or unshare cannot make one): waiting for the machine-wide "
-              "lock /tmp/stocksync-readme-test.lock", flush=True)
+        print("test-readme: no private namespace (--no-isolation, or unshare cannot make one): "
+              "waiting for the machine-wide lock /tmp/stocksync-readme-test.lock", flush=True)
         fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         with open(logs / "session.out", "w+") as out, open(logs / "session.err", "w+") as err:
