@@ -295,11 +295,12 @@ def build_plan(readme: list[Block], example: Block, tools_python: str) -> Plan:
         plan.emit(f"__mark sample {len(plan.checks) - 1}")
     else:
         plan.emit(f"__mark block {idx}")
-    plan.emit(
-        'mkdir "$__LOGS/py" && (cd "$__LOGS/py" && env PYTHONPATH="$__REPO/bindings/python" '
-        f'timeout 300 {shlex.quote(tools_python)} "$__LOGS/example.py")',
-        example.where,
-    )
+    # One command per line: a failure in an `a && b` list would not stop the session.
+    plan.emit('mkdir "$__LOGS/py"')
+    plan.emit('cd "$__LOGS/py"')
+    plan.emit(f'PYTHONPATH="$__REPO/bindings/python" timeout 300 {shlex.quote(tools_python)} '
+              '"$__LOGS/example.py"', example.where)
+    plan.emit('cd "$__REPO"')
     plan.emit(f"__mark end {idx}")
     plan.emit(f"__mark done {idx}")
     return plan
@@ -369,8 +370,13 @@ def unshare_prefix() -> list[str] | None:
 
 def run_session(plan: Plan, example: Block, isolated: bool) -> tuple[str, str, int]:
     logs = LOGS
-    shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir(parents=True)
+    # Two runs in one checkout share target/readme-test/: one at a time.
+    LOGS.parent.mkdir(parents=True, exist_ok=True)
+    own = open(LOGS.parent / "readme-test.lock", "w")
+    fcntl.flock(own, fcntl.LOCK_EX)
+    if logs.exists():
+        shutil.rmtree(logs)
+    logs.mkdir()
     (logs / "example.py").write_text("\n".join(example.body) + "\n")
     (logs / "session.sh").write_text("\n".join(plan.script) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKSYNC_")}
